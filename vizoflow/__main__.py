@@ -1,0 +1,7 @@
+"""``python -m vizoflow``."""
+
+import sys
+
+from vizoflow.cli import main
+
+sys.exit(main())

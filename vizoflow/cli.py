@@ -1,0 +1,171 @@
+"""``python -m vizoflow``: a Hydra app that builds the graph and runs it.
+
+Errors a user can fix (bad path, bad config, unknown option) end in one line on
+stderr and exit code 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vizoflow.errors import ConfigError, VizoflowError
+from vizoflow.graph import build_nodes, check_required
+from vizoflow.runtime import Runtime, RunStats
+
+log = logging.getLogger("vizoflow")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # editable install: conf/ beside the package
+SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
+PACKAGES = ("vizoflow", "ultralytics", "openvino", "torch", "deep-sort-realtime", "supervision", "av",
+            "hydra-core", "polars", "pyarrow", "numpy", "opencv-python")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Copy of a plain config tree with secret-looking values replaced by ``***``."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if SECRET_KEY.search(key) and value not in (None, ""):
+        return "***"
+    return value
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file beside ``path`` and rename it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+@contextmanager
+def graceful_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """First SIGINT/SIGTERM asks the run to stop cleanly; a second one exits at once."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if received:
+            os._exit(128 + signum)
+        received.append(signum)
+        print(f"\nvizoflow: {signal.Signals(signum).name} received, finishing (again to exit at once)",
+              file=sys.stderr, flush=True)
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def build_source(cfg: DictConfig) -> Any:
+    """Instantiate ``cfg.source`` after checking its required values."""
+    check_required(cfg.source, "source.")
+    try:
+        return instantiate(cfg.source, _convert_="all")
+    except Exception as exc:  # unwrap Hydra's InstantiationException
+        cause = exc.__cause__ or exc
+        if isinstance(cause, VizoflowError):
+            raise cause from None
+        raise ConfigError(f"cannot build source {cfg.source.get('_target_')}: {cause}") from None
+
+
+def run_pipeline(cfg: DictConfig) -> RunStats:
+    """Build source and graph from ``cfg``, run them, and write ``run.json``."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = build_source(cfg)
+    nodes = build_nodes(cfg.graph)
+    runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress)
+    started = time.time()
+    try:
+        with graceful_signals(runtime.stop):
+            runtime.run()
+    finally:
+        write_json_atomic(out / "run.json", {
+            **runtime.stats.to_dict(),
+            "started": started,
+            "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+            "versions": versions(),
+        })
+    return runtime.stats
+
+
+def summarize(stats: RunStats, out: Path) -> str:
+    """Final lines for the terminal: speed, per-node cost, where the outputs are."""
+    lines = [f"vizoflow: {stats.status}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} frames/s)"]
+    for name, row in stats.node_table().items():
+        lines.append(f"  {name:<12} {row['ms_per_frame']:8.2f} ms/frame  {100 * row['share']:5.1f}%")
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith((".partial", ".tmp")))
+    lines.append(f"outputs in {out}: {', '.join(files)}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def app(cfg: DictConfig) -> None:
+    """Hydra entry point; dispatches on ``cfg.mode``."""
+    try:
+        mode = cfg.mode
+        if mode == "run":
+            stats = run_pipeline(cfg)
+            print(summarize(stats, Path(cfg.output_dir)), file=sys.stderr)
+        else:
+            raise ConfigError(f"unknown mode '{mode}' (choose: run)")
+    except OmegaConfBaseException as exc:
+        raise ConfigError(one_line(str(exc))) from exc
+
+
+def one_line(message: str) -> str:
+    """Fold a multi-line library message into one line."""
+    parts = [p.strip() for p in message.strip().splitlines() if p.strip()]
+    return "; ".join(parts).replace(":;", ":")
+
+
+def main() -> int:
+    """Run the app; turn user-fixable errors into one line and exit code 2."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's printer
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    try:
+        app()
+    except (VizoflowError, OmegaConfBaseException) as exc:
+        if full:
+            raise
+        print(f"vizoflow: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # Hydra composition errors and friends
+        if full or not type(exc).__module__.startswith(("hydra", "omegaconf")):
+            raise
+        print(f"vizoflow: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vizoflow: interrupted", file=sys.stderr)
+        return 130
+    return 0

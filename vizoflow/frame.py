@@ -1,0 +1,41 @@
+"""The unit of data that flows through the graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+
+from vizoflow.events import Event
+
+
+@dataclass(slots=True)
+class Frame:
+    """One decoded video frame and what nodes learned about it.
+
+    Attributes:
+        video: Name of the video (file stem or camera name) the frame comes from.
+        index: 0-based index of the frame in its video (strided frames keep their
+            original index, so boxes line up with ground truth).
+        timestamp: Seconds on the video clock (presentation time) in batch, wall-clock
+            seconds since the epoch live. Rules only ever subtract timestamps.
+        image: BGR pixels, ``(H, W, 3)`` uint8.
+        detections: Boxes; ``tracker_id`` after tracking, ``data["role"]`` after roles.
+        events: Events emitted on this frame by rule nodes.
+        epoch: UTC epoch seconds of clock time 0, so ``epoch + timestamp`` is the
+            real time (0 live, where the clock already is wall time).
+    """
+
+    video: str
+    index: int
+    timestamp: float
+    image: np.ndarray
+    detections: sv.Detections = field(default_factory=sv.Detections.empty)
+    events: list[Event] = field(default_factory=list)
+    epoch: float = 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])

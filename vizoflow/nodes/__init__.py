@@ -1,0 +1,1 @@
+"""Graph nodes: thin adapters around real libraries, one job each."""

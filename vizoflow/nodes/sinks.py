@@ -1,0 +1,106 @@
+"""Sinks that persist what the pipeline saw: the tracks table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vizoflow.frame import Frame
+
+TRACKS_SCHEMA = pa.schema([
+    ("video", pa.string()),
+    ("frame", pa.int64()),
+    ("timestamp", pa.float64()),
+    ("track_id", pa.int64()),
+    ("x1", pa.float32()),
+    ("y1", pa.float32()),
+    ("x2", pa.float32()),
+    ("y2", pa.float32()),
+    ("confidence", pa.float32()),
+])
+
+
+class ParquetTableWriter:
+    """Append rows to a Parquet file in row groups; publish it atomically on close.
+
+    Rows are buffered up to ``row_group`` and written as one row group, so memory
+    stays flat on endless live runs. The file is written as ``<name>.partial`` and
+    renamed on :meth:`close`, so a crashed run never leaves a table that looks whole.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, row_group: int = 50_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer = pq.ParquetWriter(self._partial, schema)
+        self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
+        self._buffered = 0
+        self._row_group = row_group
+        self.rows = 0
+
+    def extend(self, columns: dict[str, object], n: int) -> None:
+        """Append ``n`` rows given column-wise (lists or arrays of length ``n``)."""
+        for name in self.schema.names:
+            self._columns[name].extend(columns[name])  # type: ignore[arg-type]
+        self._buffered += n
+        self.rows += n
+        if self._buffered >= self._row_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffered:
+            self._writer.write_table(pa.table(self._columns, schema=self.schema))
+            self._columns = {name: [] for name in self.schema.names}
+            self._buffered = 0
+
+    def close(self) -> Path:
+        """Write the remaining rows and publish the file."""
+        if self._writer is not None:
+            self._flush()
+            self._writer.close()
+            self._writer = None  # type: ignore[assignment]
+            os.replace(self._partial, self.path)
+        return self.path
+
+
+class TracksSink:
+    """Write every tracked box to ``tracks.parquet``.
+
+    Columns: ``video, frame, timestamp, track_id, x1, y1, x2, y2, confidence``; ``frame``
+    is the 0-based index in its video, boxes are in that video's pixels.
+
+    Args:
+        path: Output file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._table = ParquetTableWriter(path, TRACKS_SCHEMA)
+
+    def process(self, frame: Frame) -> Frame:
+        """Append this frame's tracked boxes."""
+        det = frame.detections
+        if det.tracker_id is None or len(det) == 0:
+            return frame
+        n = len(det)
+        conf = det.confidence if det.confidence is not None else np.full(n, np.nan)
+        self._table.extend({
+            "video": [frame.video] * n,
+            "frame": [frame.index] * n,
+            "timestamp": [frame.timestamp] * n,
+            "track_id": det.tracker_id.tolist(),
+            "x1": det.xyxy[:, 0].tolist(),
+            "y1": det.xyxy[:, 1].tolist(),
+            "x2": det.xyxy[:, 2].tolist(),
+            "y2": det.xyxy[:, 3].tolist(),
+            "confidence": conf.tolist(),
+        }, n)
+        return frame
+
+    def close(self) -> None:
+        """Publish the table."""
+        self._table.close()
