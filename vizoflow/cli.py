@@ -29,6 +29,7 @@ from vizoflow.graph import build_nodes, check_required
 from vizoflow.runtime import Runtime, RunStats
 
 log = logging.getLogger("vizoflow")
+FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # editable install: conf/ beside the package
 SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
 PACKAGES = ("vizoflow", "ultralytics", "openvino", "torch", "deep-sort-realtime", "supervision", "av",
@@ -130,7 +131,11 @@ def summarize(stats: RunStats, out: Path) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
-    """Hydra entry point; dispatches on ``cfg.mode``."""
+    """Hydra entry point; dispatches on ``cfg.mode``.
+
+    User-fixable errors are reported here, inside the job, so Hydra does not add its
+    own "Error executing job" line; they leave as ``SystemExit(2)``.
+    """
     try:
         mode = cfg.mode
         if mode == "run":
@@ -138,8 +143,11 @@ def app(cfg: DictConfig) -> None:
             print(summarize(stats, Path(cfg.output_dir)), file=sys.stderr)
         else:
             raise ConfigError(f"unknown mode '{mode}' (choose: run)")
-    except OmegaConfBaseException as exc:
-        raise ConfigError(one_line(str(exc))) from exc
+    except (VizoflowError, OmegaConfBaseException) as exc:
+        if os.environ.get(FULL_ERROR_FLAG) == "1":
+            raise
+        print(f"vizoflow: error: {one_line(str(exc))}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def one_line(message: str) -> str:
@@ -151,16 +159,12 @@ def one_line(message: str) -> str:
 def main() -> int:
     """Run the app; turn user-fixable errors into one line and exit code 2."""
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's printer
+    os.environ[FULL_ERROR_FLAG] = "1" if full else "0"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of Hydra's printer
     os.environ.setdefault("YOLO_OFFLINE", "1")
     try:
         app()
-    except (VizoflowError, OmegaConfBaseException) as exc:
-        if full:
-            raise
-        print(f"vizoflow: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # Hydra composition errors and friends
+    except Exception as exc:  # Hydra composition errors: unknown group, option or key
         if full or not type(exc).__module__.startswith(("hydra", "omegaconf")):
             raise
         print(f"vizoflow: error: {one_line(str(exc))}", file=sys.stderr)

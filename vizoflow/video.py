@@ -70,11 +70,17 @@ def probe(path: Path) -> VideoInfo:
         raise SourceError(f"cannot read video {path}: {exc}") from None
 
 
-def decode(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
+def decode(path: Path, expected_frames: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield ``(index, seconds, bgr_image)`` for every frame, seconds from the first frame.
 
+    Args:
+        path: Video file.
+        expected_frames: Frame count from the container index; decoding fewer means the
+            file is truncated, which FFmpeg otherwise reports as a normal end.
+
     Raises:
-        SourceError: the file is corrupt (names the file and the frame reached).
+        SourceError: the file is corrupt or truncated (names the file and the frame reached),
+            raised after the decodable frames were yielded so their results are kept.
     """
     index = -1
     try:
@@ -93,6 +99,8 @@ def decode(path: Path) -> Iterator[tuple[int, float, np.ndarray]]:
         raise SourceError(f"cannot decode {path} after frame {index}: {exc}") from None
     if index < 0:
         raise SourceError(f"no frame could be decoded from {path}")
+    if expected_frames and index + 1 < expected_frames:
+        raise SourceError(f"{path} is truncated or corrupt: decoded {index + 1} of {expected_frames} frames")
 
 
 class H264Writer:

@@ -81,7 +81,7 @@ class VideoFileSource:
     def _frames(self) -> Iterator[Frame]:
         for info in self.videos:
             epoch = info.epoch if self.start_time is None else float(self.start_time)
-            for index, seconds, image in decode(info.path):
+            for index, seconds, image in decode(info.path, info.frames):
                 if index % self.stride == 0:
                     yield Frame(video=info.path.stem, index=index, timestamp=seconds, image=image, epoch=epoch)
 

@@ -39,11 +39,12 @@ class DeepSortTracker:
         self._video: str | None = None
 
     def _new(self):  # noqa: ANN202 - third-party type
-        with warnings.catch_warnings():  # it imports pkg_resources, deprecated but pinned
+        logging.getLogger("deep_sort_realtime").setLevel(logging.WARNING)  # it logs its settings at INFO
+        with warnings.catch_warnings():  # its embedder imports pkg_resources: deprecated, pinned
             warnings.simplefilter("ignore", UserWarning)
             from deep_sort_realtime.deepsort_tracker import DeepSort  # imports torch: only when built
-        logging.getLogger("deep_sort_realtime").setLevel(logging.WARNING)  # it logs its settings at INFO
-        return DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
+
+            return DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
 
     def process(self, frame: Frame) -> Frame:
         """Associate this frame's detections with tracks."""

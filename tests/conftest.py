@@ -1,0 +1,59 @@
+"""Shared fixtures: paths to the shared footage, composed configs, synthetic videos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from vizoflow.cli import CONF_DIR
+from vizoflow.video import H264Writer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FOOTAGE = SHARED / "footage"
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def clip(name: str) -> Path:
+    """Path of a shared clip; fails loudly (not skips) when the shared folder is missing."""
+    path = FOOTAGE / name / "video.mp4"
+    assert path.is_file(), f"shared footage missing: {path} (CI needs ../shared beside the checkout)"
+    return path
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/config.yaml`` with overrides, outputs under ``tmp_path``."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=[f"output_dir={tmp_path}", *overrides])
+
+    return _compose
+
+
+def write_video(path: Path, frames: int, fps: float = 10.0, size: tuple[int, int] = (64, 48)) -> Path:
+    """Synthetic H.264 clip whose frame ``i`` has grey level ``64 + 4 * i`` (so frames are identifiable)."""
+    writer = H264Writer(path, fps=fps, crf=0, preset="ultrafast")
+    w, h = size
+    for i in range(frames):
+        writer.write(np.full((h, w, 3), (64 + 4 * i) % 256, dtype=np.uint8), i / fps)
+    writer.close()
+    return path
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m vizoflow`` as a user would and capture its output."""
+    full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "vizoflow", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,110 @@
+"""Runtime: order, batching, timing, and closing every node whatever happens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vizoflow.errors import NodeError
+from vizoflow.frame import Frame
+from vizoflow.runtime import Runtime
+
+
+def frames(n: int) -> list[Frame]:
+    return [Frame(video="v", index=i, timestamp=i / 10, image=np.zeros((4, 4, 3), np.uint8)) for i in range(n)]
+
+
+class ListSource:
+    def __init__(self, items):
+        self.items = items
+        self.closed = False
+        self.total_frames = len(items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        self.closed = True
+
+
+class Recorder:
+    def __init__(self, log, name, fail_at=None, interrupt_at=None):
+        self.log, self.name, self.fail_at, self.interrupt_at = log, name, fail_at, interrupt_at
+        self.closed = False
+
+    def process(self, frame):
+        if frame.index == self.fail_at:
+            raise ValueError("boom")
+        if frame.index == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.log.append((self.name, frame.index))
+        return frame
+
+    def close(self):
+        self.closed = True
+
+
+class Batcher:
+    def __init__(self):
+        self.sizes = []
+
+    def process_batch(self, batch):
+        self.sizes.append(len(batch))
+        return batch
+
+
+def test_frames_pass_through_nodes_in_order_and_everything_is_closed():
+    log = []
+    a, b = Recorder(log, "a"), Recorder(log, "b")
+    source = ListSource(frames(3))
+    stats = Runtime(source, [("a", a), ("b", b)], progress=False).run()
+    assert log == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert stats.status == "ok" and stats.frames == 3
+    assert a.closed and b.closed and source.closed
+    assert set(stats.node_table()) == {"a", "b"}
+
+
+def test_batching_nodes_get_batches_and_the_rest_one_by_one():
+    log = []
+    batcher = Batcher()
+    Runtime(ListSource(frames(10)), [("det", batcher), ("rec", Recorder(log, "r"))], batch_size=4, progress=False).run()
+    assert batcher.sizes == [4, 4, 2]
+    assert [i for _, i in log] == list(range(10))
+
+
+def test_node_error_names_node_and_frame_and_still_closes_all():
+    log = []
+    a, b = Recorder(log, "a"), Recorder(log, "b", fail_at=2)
+    source = ListSource(frames(5))
+    runtime = Runtime(source, [("a", a), ("bad", b)], progress=False)
+    with pytest.raises(NodeError, match="node 'bad' failed on frame 2: ValueError: boom"):
+        runtime.run()
+    assert a.closed and b.closed and source.closed
+    assert runtime.stats.status == "failed"
+
+
+def test_ctrl_c_closes_every_node():
+    a = Recorder([], "a", interrupt_at=1)
+    runtime = Runtime(ListSource(frames(5)), [("a", a)], progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        runtime.run()
+    assert a.closed and runtime.stats.status == "interrupted"
+
+
+def test_stop_finishes_the_current_batch_then_ends():
+    log = []
+
+    class Stopper(Recorder):
+        def process(self, frame):
+            if frame.index == 1:
+                runtime.stop()
+            return super().process(frame)
+
+    runtime = Runtime(ListSource(frames(10)), [("s", Stopper(log, "s"))], progress=False)
+    stats = runtime.run()
+    assert stats.status == "stopped" and stats.frames == 2
+
+
+def test_rejects_non_positive_batch():
+    with pytest.raises(ValueError, match="batch_size"):
+        Runtime(ListSource([]), [], batch_size=0)
