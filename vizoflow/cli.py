@@ -6,7 +6,6 @@ stderr and exit code 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vizoflow.errors import ConfigError, VizoflowError
+from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required
 from vizoflow.runtime import Runtime, RunStats
 
@@ -56,13 +56,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside ``path`` and rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 @contextmanager

@@ -12,9 +12,12 @@ class Node(Protocol):
     """Anything with ``process(frame) -> frame`` is a node.
 
     Nodes are built by Hydra from ``_target_``; they need no base class, so a user's
-    own class plugs in from YAML. ``close`` is optional: the runtime calls it when
-    present, at the end of the run, also after an error or Ctrl-C, so sinks can
-    flush.
+    own class plugs in from YAML. Optional methods the runtime calls when present:
+
+    - ``process_batch(frames) -> frames``: several consecutive frames at once.
+    - ``finish(frame) -> frame``: end of stream; ``frame`` is an empty copy of the last
+      frame. Rules end their open events into ``frame.events``, sinks record them.
+    - ``close()``: release resources and flush, also after an error or Ctrl-C.
     """
 
     def process(self, frame: Frame) -> Frame:

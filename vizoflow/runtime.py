@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,6 +14,8 @@ from tqdm import tqdm
 from vizoflow.errors import NodeError, VizoflowError
 from vizoflow.frame import Frame
 from vizoflow.node import Node
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -95,6 +98,7 @@ class Runtime:
         self.progress = progress
         self.stats = RunStats(node_seconds={name: 0.0 for name, _ in self.nodes})
         self._stop = threading.Event()
+        self._last: Frame | None = None
 
     def stop(self) -> None:
         """Ask the run to finish after the current batch (safe from a signal handler)."""
@@ -127,6 +131,7 @@ class Runtime:
             raise
         finally:
             bar.close()
+            self._finish_all()
             self.stats.seconds = time.perf_counter() - started
             self._close_all()
         return self.stats
@@ -146,6 +151,27 @@ class Runtime:
             except Exception as exc:
                 raise NodeError(name, batch[0].index, exc) from exc
             seconds[name] += clock() - t0
+        self._last = batch[-1]
+
+    def _finish_all(self) -> None:
+        """End of stream: let nodes with ``finish(frame)`` end open events, and sinks see them.
+
+        The frame passed along is an empty copy of the last frame seen (its clock and
+        video), so events ended here carry real times. Runs after errors too: events
+        already started are closed, not lost.
+        """
+        if self._last is None:
+            return
+        frame = Frame(video=self._last.video, index=self._last.index, timestamp=self._last.timestamp,
+                      image=self._last.image, epoch=self._last.epoch)
+        for name, node in self.nodes:
+            finish = getattr(node, "finish", None)
+            if finish is None:
+                continue
+            try:
+                frame = finish(frame)
+            except Exception as exc:  # noqa: BLE001 - keep finishing the others
+                log.error("node '%s' failed to finish: %s", name, exc)
 
     def _close_all(self) -> None:
         """Close every node, then the source; re-raise the first failure after all closed."""

@@ -15,14 +15,12 @@ class Zones:
 
     Args:
         polygons: Name to a list of ``[x, y]`` points (at least 3).
-        frame_size: ``(width, height)``; when given, every point must lie inside it.
 
     Raises:
-        ConfigError: a polygon is malformed or out of the frame; names the zone.
+        ConfigError: a polygon is malformed; names the zone.
     """
 
-    def __init__(self, polygons: Mapping[str, Sequence[Sequence[float]]] | None,
-                 frame_size: tuple[int, int] | None = None) -> None:
+    def __init__(self, polygons: Mapping[str, Sequence[Sequence[float]]] | None) -> None:
         self.polygons: dict[str, np.ndarray] = {}
         for name, points in (polygons or {}).items():
             try:
@@ -31,10 +29,6 @@ class Zones:
                 raise ConfigError(f"zone '{name}': points must be [[x, y], ...] numbers, got {points!r}") from None
             if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
                 raise ConfigError(f"zone '{name}': need at least 3 [x, y] points, got {points!r}")
-            if frame_size is not None:
-                w, h = frame_size
-                if (poly < 0).any() or (poly[:, 0] > w).any() or (poly[:, 1] > h).any():
-                    raise ConfigError(f"zone '{name}': points {poly.astype(int).tolist()} fall outside the {w}x{h} frame")
             self.polygons[str(name)] = poly.astype(np.int32)
         self._zones: dict[str, sv.PolygonZone] = {}
 
@@ -43,6 +37,17 @@ class Zones:
 
     def __len__(self) -> int:
         return len(self.polygons)
+
+    def check_inside(self, frame_size: tuple[int, int]) -> None:
+        """Raise :class:`ConfigError` if a zone reaches outside a ``(width, height)`` frame.
+
+        Zones are drawn on one camera's frames; a polygon outside them is almost always
+        a zone meant for another camera or resolution.
+        """
+        w, h = frame_size
+        for name, poly in self.polygons.items():
+            if (poly < 0).any() or (poly[:, 0] > w).any() or (poly[:, 1] > h).any():
+                raise ConfigError(f"zone '{name}': points {poly.tolist()} fall outside the {w}x{h} frame")
 
     def require(self, names: Sequence[str], what: str) -> None:
         """Raise :class:`ConfigError` unless every name is a defined zone."""

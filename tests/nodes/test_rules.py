@@ -1,0 +1,183 @@
+"""Rules on synthetic track streams: pure data, no video, timing exact to one frame."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import supervision as sv
+
+from vizoflow.errors import ConfigError
+from vizoflow.frame import Frame
+from vizoflow.nodes.rules import InteractionRule, QueueRule, UnattendedRule
+
+FPS = 10
+IMAGE = np.zeros((400, 600, 3), np.uint8)
+ZONES = {"store": [[0, 0], [400, 0], [400, 400], [0, 400]], "queue": [[400, 0], [600, 0], [600, 400], [400, 400]]}
+
+
+def frame(i: int, people: dict[int, tuple[float, float, str]], video: str = "cam", clock0: float = 0.0,
+          tracked: bool = True) -> Frame:
+    """Frame ``i`` at 10 fps; ``people`` maps track id to ground point and role."""
+    ids = list(people)
+    xyxy = np.array([[x - 10, y - 40, x + 10, y] for x, y, _ in people.values()], dtype=float).reshape(-1, 4)
+    det = sv.Detections(xyxy=xyxy, confidence=np.full(len(ids), 0.8), class_id=np.zeros(len(ids), int),
+                        tracker_id=np.array(ids, dtype=int) if tracked else None,
+                        data={"role": np.array([r for *_, r in people.values()])})
+    return Frame(video=video, index=i, timestamp=clock0 + i / FPS, image=IMAGE, detections=det)
+
+
+def run(rule, stream):
+    """Feed frames; return (frame index, event) for every event, plus the end-of-stream ones."""
+    out, last = [], None
+    for f in stream:
+        rule.process(f)
+        out += [(f.index, e) for e in f.events]
+        last = f
+    end = Frame(video=last.video, index=last.index, timestamp=last.timestamp, image=IMAGE)
+    out += [(None, e) for e in rule.finish(end).events]
+    return out
+
+
+def phases(events):
+    return [(i, e.phase) for i, e in events]
+
+
+def test_interaction_starts_and_ends_exactly_one_frame_after_the_thresholds():
+    # customer 2 stands next to staff 1 from frame 10 (1.0 s) to frame 60 (6.0 s)
+    stream = [frame(i, {1: (100, 100, "staff"), 2: ((120 if 10 <= i <= 60 else 350), 100, "customer")}) for i in range(100)]
+    events = run(InteractionRule(max_distance=50, min_seconds=2.0, gap_seconds=1.0), stream)
+    assert phases(events) == [(30, "start"), (71, "end")]  # 2.0 s after 1.0; first frame more than 1.0 s after 6.0
+    start, end = events[0][1], events[1][1]
+    assert start.event_id == end.event_id and start.track_ids == (1, 2)
+    assert start.started_at == pytest.approx(1.0) and end.duration == pytest.approx(5.0)
+    assert start.boxes == ((90.0, 60.0, 110.0, 100.0), (110.0, 60.0, 130.0, 100.0))
+    assert end.confidence == pytest.approx(0.8)
+
+
+def test_held_exactly_min_seconds_is_enough_for_an_interaction():
+    stream = [frame(i, {1: (100, 100, "staff"), 2: ((120 if i <= 20 else 400), 100, "customer")}) for i in range(40)]
+    events = run(InteractionRule(max_distance=50, min_seconds=2.0, gap_seconds=0.5), stream)
+    assert phases(events) == [(20, "start"), (26, "end")]
+
+
+@pytest.mark.parametrize(("missing", "expected", "durations"), [
+    (range(31, 39), [(20, "start"), (None, "end")], [2.0, 9.0]),  # 0.8 s hole: one event
+    (range(31, 50), [(20, "start"), (41, "end"), (70, "start"), (None, "end")], [2.0, 3.0, 2.0, 4.0]),  # 1.9 s: two
+])
+def test_short_gaps_do_not_split_an_interaction(missing, expected, durations):
+    stream = [frame(i, {1: (100, 100, "staff"), **({} if i in missing else {2: (120, 100, "customer")})})
+              for i in range(91)]
+    events = run(InteractionRule(max_distance=50, min_seconds=2.0, gap_seconds=1.0), stream)
+    assert phases(events) == expected
+    assert [e.duration for _, e in events] == pytest.approx(durations)
+
+
+def test_flickering_detection_gives_one_event_not_a_storm():
+    stream = [frame(i, {1: (100, 100, "staff"), **({2: (120, 100, "customer")} if i % 2 else {})}) for i in range(100)]
+    events = run(InteractionRule(max_distance=50, min_seconds=1.0, gap_seconds=0.5), stream)
+    assert Counter(e.phase for _, e in events) == {"start": 1, "end": 1}
+
+
+def test_unattended_needs_more_than_the_threshold_and_ends_when_staff_arrives():
+    people = lambda i: {2: (100, 100, "customer"), **({9: (130, 100, "staff")} if i >= 80 else {9: (380, 390, "staff")})}
+    rule = UnattendedRule(zones=ZONES, zone="store", seconds=5.0, staff_distance=100, gap_seconds=1.0)
+    events = run(rule, [frame(i, people(i)) for i in range(120)])
+    assert phases(events) == [(51, "start"), (90, "end")]  # > 5.0 s; staff from frame 80; gap 1.0 s after frame 79
+    end = events[1][1]
+    assert end.kind == "unattended" and end.track_ids == (2,)
+    assert end.details["waiting_time"] == pytest.approx(7.9) and end.duration == pytest.approx(7.9)
+
+
+def test_unattended_at_exactly_the_threshold_is_not_an_event():
+    stream = [frame(i, {2: ((100 if i <= 50 else 500), 100, "customer")}) for i in range(80)]  # in store 0..5.0 s
+    assert run(UnattendedRule(zones=ZONES, zone="store", seconds=5.0, gap_seconds=0.5), stream) == []
+    stream = [frame(i, {2: ((100 if i <= 51 else 500), 100, "customer")}) for i in range(80)]  # 0..5.1 s
+    assert phases(run(UnattendedRule(zones=ZONES, zone="store", seconds=5.0, gap_seconds=0.5), stream)) == [(51, "start"), (57, "end")]
+
+
+def test_id_switch_mid_event_ends_the_old_event_and_starts_the_new_one_once():
+    stream = [frame(i, {(2 if i < 100 else 7): (100, 100, "customer")}) for i in range(200)]
+    events = run(UnattendedRule(zones=ZONES, zone="store", seconds=5.0, gap_seconds=1.0), stream)
+    assert phases(events) == [(51, "start"), (110, "end"), (151, "start"), (None, "end")]
+    assert [e.track_ids for _, e in events] == [(2,), (2,), (7,), (7,)]
+    starts = Counter(e.event_id for _, e in events if e.phase == "start")
+    assert max(starts.values()) == 1 and len(starts) == 2
+    assert events[3][1].duration == pytest.approx(9.9)
+
+
+def test_queue_forms_grows_and_dissolves():
+    def people(i):
+        p = {k: (450 + 30 * k, 100, "customer") for k in (1, 2, 3)} if 10 <= i < 110 else {}
+        if 40 <= i < 60:
+            p[4] = (560, 300, "customer")
+        p[5] = (100, 100, "customer")  # in the store, not the queue
+        return p
+
+    events = run(QueueRule(zones=ZONES, zone="queue", min_people=3, min_seconds=4.0, gap_seconds=1.0),
+                 [frame(i, people(i)) for i in range(150)])
+    assert phases(events) == [(50, "start"), (120, "end")]
+    end = events[1][1]
+    assert end.track_ids == (1, 2, 3, 4) and end.details["max_length"] == 4
+    assert end.details["waits"] == {"1": pytest.approx(9.9), "2": pytest.approx(9.9), "3": pytest.approx(9.9), "4": pytest.approx(1.9)}
+    assert end.started_at == pytest.approx(1.0) and end.duration == pytest.approx(9.9)
+
+
+def test_untracked_detections_never_count():
+    stream = [frame(i, {1: (100, 100, "staff"), 2: (120, 100, "customer")}, tracked=False) for i in range(100)]
+    assert run(InteractionRule(max_distance=50, min_seconds=1.0), stream) == []
+
+
+def test_static_tracks_and_staff_are_not_unattended_customers():
+    stream = [frame(i, {3: (100, 100, "static"), 4: (300, 100, "staff")}) for i in range(100)]
+    assert run(UnattendedRule(zones=ZONES, zone="store", seconds=1.0), stream) == []
+
+
+def test_a_new_video_ends_open_events_with_their_own_times():
+    stream = [frame(i, {2: (100, 100, "customer")}, video="a") for i in range(30)]
+    stream += [frame(i, {2: (100, 100, "customer")}, video="b") for i in range(30)]
+    events = run(UnattendedRule(zones=ZONES, zone="store", seconds=1.0, gap_seconds=1.0), stream)
+    assert [(e.camera, e.phase) for _, e in events] == [("a", "start"), ("a", "end"), ("b", "start"), ("b", "end")]
+    assert events[1][1].duration == pytest.approx(2.9)
+
+
+def test_periodic_updates_while_active():
+    stream = [frame(i, {2: (100, 100, "customer")}) for i in range(60)]
+    events = run(UnattendedRule(zones=ZONES, zone="store", seconds=1.0, update_seconds=2.0), stream)
+    assert phases(events) == [(11, "start"), (31, "update"), (51, "update"), (None, "end")]
+
+
+def test_same_events_on_the_video_clock_and_on_a_wall_clock():
+    people = lambda i: {1: (100, 100, "staff"), 2: ((120 if 10 <= i <= 60 else 350), 100, "customer")}
+    file_events = run(InteractionRule(max_distance=50, min_seconds=2.0), [frame(i, people(i)) for i in range(100)])
+    live_events = run(InteractionRule(max_distance=50, min_seconds=2.0),
+                      [frame(i, people(i), clock0=1_764_000_000.0) for i in range(100)])
+    assert [(i, e.phase, round(e.duration, 6)) for i, e in file_events] == \
+        [(i, e.phase, round(e.duration, 6)) for i, e in live_events]
+
+
+def test_floor_calibration_measures_in_metres():
+    # 100 px = 1 m on this floor
+    cal = {"image": [[0, 0], [600, 0], [600, 400], [0, 400]], "floor": [[0, 0], [6, 0], [6, 4], [0, 4]]}
+    stream = [frame(i, {1: (100, 100, "staff"), 2: (250, 100, "customer")}) for i in range(40)]
+    assert run(InteractionRule(max_distance=1.0, min_seconds=1.0, calibration=cal), stream) == []
+    events = run(InteractionRule(max_distance=2.0, min_seconds=1.0, calibration=cal), stream)
+    assert phases(events) == [(10, "start"), (None, "end")]
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda: UnattendedRule(zones=ZONES, zone="nowhere"), "zone 'nowhere' is not defined"),
+    (lambda: QueueRule(zones={"queue": [[0, 0], [1, 1]]}), "zone 'queue': need at least 3"),
+    (lambda: InteractionRule(calibration={"image": [[0, 0]], "floor": [[0, 0]]}), "four"),
+    (lambda: QueueRule(zones=ZONES, min_people=0), "min_people"),
+])
+def test_bad_rule_config_is_a_clear_error(make, words):
+    with pytest.raises(ConfigError, match=words):
+        make()
+
+
+def test_zone_outside_the_frame_is_a_config_error():
+    rule = UnattendedRule(zones={"store": [[0, 0], [900, 0], [900, 400]]}, zone="store")
+    with pytest.raises(ConfigError, match="zone 'store'.*outside the 600x400 frame"):
+        rule.process(frame(0, {2: (100, 100, "customer")}))

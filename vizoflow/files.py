@@ -1,0 +1,22 @@
+"""Small file helpers shared by sinks: atomic JSON writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON beside ``path``, fsync it, and rename it over ``path``.
+
+    A reader, or a restart after a crash at any moment, sees the old file or the new
+    one, never a torn one.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,248 @@
+"""Analytics sinks: the interaction log, ``analytics_metrics.json`` (v1.1) and ``events.parquet``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from vizoflow import __version__
+from vizoflow.events import Event, VideoEvidence, iso
+from vizoflow.files import write_json_atomic
+from vizoflow.frame import Frame
+from vizoflow.nodes.sinks import ParquetTableWriter
+
+log = logging.getLogger(__name__)
+METRICS_VERSION = "1.1"
+
+EVENTS_SCHEMA = pa.schema([
+    ("event_id", pa.string()),
+    ("kind", pa.string()),
+    ("phase", pa.string()),
+    ("camera", pa.string()),
+    ("start", pa.timestamp("ms", tz="UTC")),
+    ("end", pa.timestamp("ms", tz="UTC")),
+    ("started_at", pa.float64()),
+    ("duration", pa.float64()),
+    ("track_ids", pa.list_(pa.int64())),
+    ("staff_id", pa.int64()),
+    ("customer_id", pa.int64()),
+    ("confidence", pa.float64()),
+    ("waiting_time", pa.float64()),
+    ("max_length", pa.int64()),
+    ("boxes", pa.string()),
+    ("details", pa.string()),
+])
+
+
+class InteractionLogger:
+    """Append-only JSON-lines log of every event phase, flushed line by line.
+
+    Args:
+        path: Log file; appended to across restarts.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def log_interaction(self, event: Event) -> None:
+        """Append one event phase."""
+        self._fh.write(json.dumps(event.to_dict(), default=str) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+def _record(event: Event) -> tuple[str, str, dict[str, Any]]:
+    """Section, list name and entry of ``analytics_metrics.json`` for an ended event."""
+    common = {"event_id": event.event_id, "camera": event.camera, "start": iso(event.epoch + event.started_at),
+              "end": iso(event.epoch + event.ended_at), "track_ids": list(event.track_ids),
+              "confidence": round(event.confidence, 4)}
+    if event.kind == "interaction":
+        staff_id, customer_id = event.track_ids
+        return "interaction_metrics", "interaction_times", {
+            "staff_id": staff_id, "customer_id": customer_id,
+            "interaction_duration": round(event.duration, 3), **common}
+    if event.kind == "unattended":
+        return "unattended_metrics", "unattended_events", {
+            "customer_id": event.track_ids[0], "waiting_time": round(event.duration, 3), **common}
+    return "queue_metrics", "queue_events", {
+        "max_length": event.details.get("max_length", len(event.track_ids)),
+        "queue_duration": round(event.duration, 3), "waits": event.details.get("waits", {}), **common}
+
+
+class MetricsCollector:
+    """Keeps ``analytics_metrics.json`` in the seed's v1.1 structure, written atomically.
+
+    ``interaction_metrics.interaction_times[]`` holds ``staff_id``, ``customer_id``,
+    ``interaction_duration`` and, once delivered, ``video_evidence``; vizoflow adds
+    ``unattended_metrics``, ``queue_metrics`` and ``daily_summary``. An existing file is
+    loaded and extended, so a restarted live run keeps its history. Thread-safe: the
+    evidence worker links clips from another thread.
+
+    Args:
+        path: The JSON file.
+        site: Site name for the metadata.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], site: str = "default") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.data = self._load() or {
+            "metadata": {"version": METRICS_VERSION, "site": site, "generator": f"vizoflow {__version__}",
+                         "created": iso(datetime.now(timezone.utc).timestamp())},
+            "interaction_metrics": {"interaction_times": []},
+            "unattended_metrics": {"unattended_events": []},
+            "queue_metrics": {"queue_events": []},
+            "daily_summary": {},
+        }
+
+    def _load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            backup = self.path.with_name(self.path.name + ".unreadable")
+            os.replace(self.path, backup)
+            log.error("%s was unreadable (%s); kept as %s, starting a new one", self.path, exc, backup)
+            return None
+        if data.get("metadata", {}).get("version") != METRICS_VERSION:
+            raise ValueError(f"{self.path} has metadata.version {data.get('metadata', {}).get('version')!r}, "
+                             f"expected {METRICS_VERSION!r}")
+        return data
+
+    def add_event(self, event: Event) -> None:
+        """Record an ended event and save the file."""
+        section, name, entry = _record(event)
+        with self._lock:
+            self.data[section][name].append(entry)
+            self._summarize()
+            self._save()
+
+    def add_interaction_time(self, event: Event) -> None:
+        """The seed's name for :meth:`add_event` on an interaction."""
+        self.add_event(event)
+
+    def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence) -> bool:
+        """Attach ``video_evidence`` to the entry of ``event_id`` (same track ids); True if found."""
+        with self._lock:
+            for section, name in (("interaction_metrics", "interaction_times"),
+                                  ("unattended_metrics", "unattended_events"), ("queue_metrics", "queue_events")):
+                for entry in self.data[section][name]:
+                    if entry.get("event_id") == event_id and entry.get("track_ids") == list(track_ids):
+                        entry["video_evidence"] = evidence.to_dict()
+                        self._save()
+                        return True
+        return False
+
+    def _summarize(self) -> None:
+        days: dict[str, dict[str, list[float]]] = {}
+
+        def bucket(entry: dict[str, Any]) -> dict[str, list[float]]:
+            return days.setdefault(entry["start"][:10], {"i": [], "u": [], "q": []})
+
+        for e in self.data["interaction_metrics"]["interaction_times"]:
+            bucket(e)["i"].append(e["interaction_duration"])
+        for e in self.data["unattended_metrics"]["unattended_events"]:
+            bucket(e)["u"].append(e["waiting_time"])
+        for e in self.data["queue_metrics"]["queue_events"]:
+            bucket(e)["q"].append(e["max_length"])
+
+        def mean(values: list[float]) -> float | None:
+            return round(statistics.fmean(values), 3) if values else None
+
+        self.data["daily_summary"] = {day: {
+            "interactions": len(v["i"]),
+            "mean_interaction_duration": mean(v["i"]),
+            "median_interaction_duration": round(statistics.median(v["i"]), 3) if v["i"] else None,
+            "unattended": len(v["u"]),
+            "mean_unattended_wait": mean(v["u"]),
+            "queues": len(v["q"]),
+            "max_queue_length": int(max(v["q"])) if v["q"] else None,
+        } for day, v in sorted(days.items())}
+
+    def _save(self) -> None:
+        self.data["metadata"]["updated"] = iso(datetime.now(timezone.utc).timestamp())
+        write_json_atomic(self.path, self.data)
+
+    def save(self) -> None:
+        """Write the file now."""
+        with self._lock:
+            self._save()
+
+
+class EventsTable:
+    """Every event phase as a flat row of ``events.parquet`` for notebooks."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._table = ParquetTableWriter(path, EVENTS_SCHEMA, row_group=1000)
+
+    def add(self, event: Event) -> None:
+        """Append one event phase."""
+        interaction = event.kind == "interaction"
+        self._table.extend({
+            "event_id": [event.event_id], "kind": [event.kind], "phase": [event.phase], "camera": [event.camera],
+            "start": [datetime.fromtimestamp(event.epoch + event.started_at, tz=timezone.utc)],
+            "end": [datetime.fromtimestamp(event.epoch + event.ended_at, tz=timezone.utc)],
+            "started_at": [event.started_at], "duration": [event.duration], "track_ids": [list(event.track_ids)],
+            "staff_id": [event.track_ids[0] if interaction else None],
+            "customer_id": [event.track_ids[1] if interaction else (event.track_ids[0] if event.kind == "unattended" else None)],
+            "confidence": [event.confidence],
+            "waiting_time": [event.duration if event.kind == "unattended" else None],
+            "max_length": [event.details.get("max_length") if event.kind == "queue" else None],
+            "boxes": [json.dumps([list(b) for b in event.boxes])],
+            "details": [json.dumps(event.details, default=str)],
+        }, 1)
+
+    def close(self) -> None:
+        """Publish the table."""
+        self._table.close()
+
+
+class MetricsSink:
+    """Node: sends every event on a frame to the log, the metrics file and the events table.
+
+    Args:
+        metrics_path: ``analytics_metrics.json``.
+        log_path: JSON-lines log of every event phase.
+        events_path: ``events.parquet``.
+        site: Site name for the metadata.
+    """
+
+    def __init__(self, metrics_path: str, log_path: str, events_path: str, site: str = "default") -> None:
+        self.collector = MetricsCollector(metrics_path, site)
+        self.logger = InteractionLogger(log_path)
+        self.table = EventsTable(events_path)
+        self.collector.save()  # the file exists (maybe empty) from the start of a run
+
+    def process(self, frame: Frame) -> Frame:
+        """Record this frame's events."""
+        for event in frame.events:
+            self.logger.log_interaction(event)
+            self.table.add(event)
+            if event.phase == "end":
+                self.collector.add_event(event)
+        return frame
+
+    def finish(self, frame: Frame) -> Frame:
+        """Record the events ended at the end of the stream."""
+        return self.process(frame)
+
+    def close(self) -> None:
+        """Flush and close everything."""
+        self.logger.close()
+        self.table.close()
+        self.collector.save()
