@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import cv2
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +27,9 @@ from omegaconf.errors import OmegaConfBaseException
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required
+from vizoflow.nodes.annotate import Annotator
 from vizoflow.runtime import Runtime, RunStats
+from vizoflow.zones import Zones
 
 log = logging.getLogger("vizoflow")
 FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
@@ -112,6 +115,25 @@ def run_pipeline(cfg: DictConfig) -> RunStats:
     return runtime.stats
 
 
+def snapshot(cfg: DictConfig) -> Path:
+    """Save the source's first frame with every zone and its name drawn, to check polygons."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = build_source(cfg)
+    try:
+        frame = next(iter(source), None)
+    finally:
+        source.close()
+    if frame is None:
+        raise ConfigError("the source gave no frame to draw zones on")
+    zones = Zones(OmegaConf.to_container(cfg.zones, resolve=True))  # type: ignore[arg-type]
+    zones.check_inside(frame.size)
+    path = out / "snapshot.png"
+    if not cv2.imwrite(str(path), Annotator(zones).draw_zones(frame.image.copy())):
+        raise VizoflowError(f"could not write {path}")
+    return path
+
+
 def summarize(stats: RunStats, out: Path) -> str:
     """Final lines for the terminal: speed, per-node cost, where the outputs are."""
     lines = [f"vizoflow: {stats.status}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} frames/s)"]
@@ -134,8 +156,10 @@ def app(cfg: DictConfig) -> None:
         if mode == "run":
             stats = run_pipeline(cfg)
             print(summarize(stats, Path(cfg.output_dir)), file=sys.stderr)
+        elif mode == "snapshot":
+            print(f"zones drawn on the first frame: {snapshot(cfg)}", file=sys.stderr)
         else:
-            raise ConfigError(f"unknown mode '{mode}' (choose: run)")
+            raise ConfigError(f"unknown mode '{mode}' (choose: run, snapshot)")
     except (VizoflowError, OmegaConfBaseException) as exc:
         if os.environ.get(FULL_ERROR_FLAG) == "1":
             raise

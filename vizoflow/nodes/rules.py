@@ -267,25 +267,28 @@ class QueueRule(_Rule):
 
     Args:
         zones: The site's zones.
-        zone: The queue zone.
+        zone: The queue zone; None switches the rule off (a site without a queue).
         min_people: Customers needed to call it a queue.
         min_seconds: How long the queue must last.
         gap_seconds: Dips below ``min_people`` up to this long do not end it.
         update_seconds: Periodic ``update`` events (None: off).
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str = "queue", min_people: int = 3,
+    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str | None = "queue", min_people: int = 3,
                  min_seconds: float = 10.0, gap_seconds: float = 3.0, update_seconds: float | None = None) -> None:
         super().__init__()
         if min_people < 1:
             raise ConfigError(f"queue.min_people must be >= 1, got {min_people}")
         self.zones = Zones(zones)
-        self.zones.require([zone], "queue.zone")
+        if zone is not None:
+            self.zones.require([zone], "queue.zone")
         self.zone = zone
         self.min_people = min_people
         self.tracker = EpisodeTracker("queue", min_seconds, gap_seconds, update_seconds)
 
     def observe(self, frame: Frame) -> dict[Hashable, Observation]:
+        if self.zone is None:
+            return {}
         customers = _people(frame, CUSTOMER)
         if len(customers):
             customers = customers[self.zones.contains(self.zone, customers)]

@@ -1,0 +1,139 @@
+"""analytics_metrics.json v1.1, the interaction log and events.parquet."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jsonschema
+import polars as pl
+import pytest
+
+from vizoflow.events import Event, VideoEvidence
+from vizoflow.frame import Frame
+from vizoflow.nodes.metrics import MetricsCollector, MetricsSink
+
+NUMBER = {"type": "number"}
+EVIDENCE = {"type": "object", "required": ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"],
+            "properties": {k: {"type": "string"} for k in ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"]}}
+# The seed's example structure, as a schema: these keys and types must be there.
+SEED_SCHEMA = {
+    "type": "object",
+    "required": ["metadata", "interaction_metrics"],
+    "properties": {
+        "metadata": {"type": "object", "required": ["version"], "properties": {"version": {"const": "1.1"}}},
+        "interaction_metrics": {"type": "object", "required": ["interaction_times"], "properties": {
+            "interaction_times": {"type": "array", "items": {
+                "type": "object", "required": ["staff_id", "customer_id", "interaction_duration"],
+                "properties": {"staff_id": {"type": "integer"}, "customer_id": {"type": "integer"},
+                               "interaction_duration": NUMBER, "video_evidence": EVIDENCE}}}}},
+        "unattended_metrics": {"type": "object", "required": ["unattended_events"]},
+        "queue_metrics": {"type": "object", "required": ["queue_events"]},
+        "daily_summary": {"type": "object"},
+    },
+}
+EPOCH = 1_761_390_000.0  # 2025-10-25T11:00:00Z
+
+
+def event(kind="interaction", phase="end", ids=(100, 200), start=52.0, duration=30.0, **details):
+    return Event(kind=kind, phase=phase, event_id=f"{kind}-{start}-{'-'.join(map(str, ids))}", camera="cam",
+                 track_ids=ids, boxes=tuple((1.0, 2.0, 3.0, 4.0) for _ in ids), confidence=0.85,
+                 started_at=start, duration=duration, epoch=EPOCH, details=details)
+
+
+def test_metrics_file_matches_the_seed_structure_and_summarizes_days(tmp_path):
+    c = MetricsCollector(tmp_path / "analytics_metrics.json", site="demo")
+    c.add_event(event(duration=30.0))
+    c.add_event(event(ids=(100, 201), start=100.0, duration=10.0))
+    c.add_event(event("unattended", ids=(7,), duration=42.0, waiting_time=42.0))
+    c.add_event(event("queue", ids=(1, 2, 3), duration=20.0, max_length=3, waits={"1": 20.0}))
+    data = json.loads((tmp_path / "analytics_metrics.json").read_text())
+    jsonschema.validate(data, SEED_SCHEMA)
+    first = data["interaction_metrics"]["interaction_times"][0]
+    assert (first["staff_id"], first["customer_id"], first["interaction_duration"]) == (100, 200, 30.0)
+    assert first["start"] == "2025-10-25T11:00:52.000+00:00"
+    day = data["daily_summary"]["2025-10-25"]
+    assert day == {"interactions": 2, "mean_interaction_duration": 20.0, "median_interaction_duration": 20.0,
+                   "unattended": 1, "mean_unattended_wait": 42.0, "queues": 1, "max_queue_length": 3}
+
+
+def test_evidence_links_to_the_matching_entry_only(tmp_path):
+    c = MetricsCollector(tmp_path / "m.json")
+    a, b = event(ids=(100, 200)), event(ids=(100, 201), start=60.0)
+    c.add_event(a)
+    c.add_event(b)
+    ev = VideoEvidence("segment_8_20251025_113052_interaction_start.mp4", "prolific_upload_1.mp4",
+                       "https://s3-noi.aces3.ai/vizo361/prolific_upload_1.mp4", "incident_1", "2025-10-25 11:31:30")
+    assert not c.link_video_evidence(b.event_id, [100, 999], ev)  # same event id, other ids: no match
+    assert c.link_video_evidence(b.event_id, [100, 201], ev)
+    data = json.loads((tmp_path / "m.json").read_text())
+    jsonschema.validate(data, SEED_SCHEMA)
+    entries = data["interaction_metrics"]["interaction_times"]
+    assert "video_evidence" not in entries[0] and entries[1]["video_evidence"] == ev.to_dict()
+
+
+def test_an_existing_file_is_continued_and_a_torn_one_is_kept_aside(tmp_path):
+    path = tmp_path / "m.json"
+    MetricsCollector(path).add_event(event())
+    MetricsCollector(path).add_event(event(start=99.0))
+    assert len(json.loads(path.read_text())["interaction_metrics"]["interaction_times"]) == 2
+    path.write_text('{"metadata": {"vers')
+    MetricsCollector(path).save()
+    assert json.loads(path.read_text())["interaction_metrics"]["interaction_times"] == []
+    assert (tmp_path / "m.json.unreadable").read_text() == '{"metadata": {"vers'
+
+
+def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_path):
+    path = tmp_path / "m.json"
+    script = textwrap.dedent(f"""
+        from vizoflow.events import Event
+        from vizoflow.nodes.metrics import MetricsCollector
+        c = MetricsCollector({str(path)!r})
+        i = 0
+        while True:
+            i += 1
+            c.add_event(Event("interaction", "end", f"e{{i}}", "cam", (1, 2), ((0, 0, 1, 1),) * 2, 0.9, float(i), 3.0))
+    """)
+    for delay in (0.05, 0.13, 0.31):
+        proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)  # mid-stream of hundreds of writes a second
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        data = json.loads(path.read_text())  # would raise on a torn file
+        jsonschema.validate(data, SEED_SCHEMA)
+    assert len(data["interaction_metrics"]["interaction_times"]) > 0
+
+
+def test_sink_logs_every_phase_and_records_ended_events(tmp_path):
+    sink = MetricsSink(str(tmp_path / "m.json"), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), site="s")
+    import numpy as np
+    f = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8))
+    f.events = [event(phase="start", duration=3.0), event("unattended", ids=(7,), waiting_time=31.0, duration=31.0)]
+    sink.process(f)
+    end = Frame(video="cam", index=1, timestamp=1.0, image=f.image, events=[event(phase="end")])
+    sink.finish(end)
+    sink.close()
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [x["phase"] for x in lines] == ["start", "end", "end"]
+    assert lines[0]["start"].endswith("+00:00")
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert len(data["interaction_metrics"]["interaction_times"]) == 1
+    assert data["unattended_metrics"]["unattended_events"][0]["waiting_time"] == 31.0
+    table = pl.read_parquet(tmp_path / "events.parquet")
+    assert table.height == 3 and table["start"].dtype == pl.Datetime("ms", "UTC")
+    assert table.filter(pl.col("kind") == "unattended")["waiting_time"].to_list() == [31.0]
+    assert table.filter(pl.col("kind") == "interaction")["staff_id"].to_list() == [100, 100]
+
+
+def test_other_version_is_refused(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"metadata": {"version": "1.0"}}))
+    with pytest.raises(ValueError, match="1.0"):
+        MetricsCollector(tmp_path / "m.json")
