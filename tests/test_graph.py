@@ -24,9 +24,10 @@ def test_order_follows_inputs_and_keeps_declaration_order_for_ties():
     assert topological_order(g) == ["a", "b", "z", "c"]
 
 
-def test_disabled_entry_is_skipped():
-    g = graph(a={"node": {"_target_": COUNTER}, "inputs": ["source"]}, preview=None)
-    assert topological_order(g) == ["a"]
+def test_disabled_entry_is_skipped_and_inputs_naming_it_are_ignored():
+    g = graph(a={"node": {"_target_": COUNTER}, "inputs": ["source"]}, preview=None,
+              b={"node": {"_target_": COUNTER}, "inputs": ["a", "preview"]})
+    assert topological_order(g) == ["a", "b"]
 
 
 @pytest.mark.parametrize(("entries", "node", "words"), [

@@ -7,7 +7,8 @@ The graph is a named dict in YAML::
       track:   {node: ${tracker},       inputs: [detect]}
 
 Every entry names the entries it reads from; ``source`` is the frame source. An entry
-set to ``null`` is disabled (``graph.preview=null`` on the command line). Validation
+set to ``null`` is disabled (``graph.preview=null`` on the command line), and inputs
+naming it are ignored, so disabling a node never breaks the nodes after it. Validation
 happens before anything is instantiated, so a typo fails in milliseconds, not after
 the detector loaded.
 """
@@ -57,10 +58,11 @@ def topological_order(graph: Mapping[str, Any]) -> list[str]:
         GraphError: an input names no node, or the inputs form a cycle.
     """
     entries = _declared(graph)
+    disabled = {str(name) for name, entry in graph.items() if entry is None}
     position = {name: i for i, name in enumerate(entries)}
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for name, entry in entries.items():
-        inputs = [str(i) for i in entry.get("inputs", [SOURCE])]
+        inputs = [str(i) for i in entry.get("inputs", [SOURCE]) if str(i) not in disabled]
         for dep in inputs:
             if dep != SOURCE and dep not in entries:
                 known = ", ".join([SOURCE, *entries]) or SOURCE

@@ -7,6 +7,7 @@ import logging
 import os
 import statistics
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from vizoflow.events import Event, VideoEvidence, iso
 from vizoflow.files import write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import ParquetTableWriter
+from vizoflow.outbox import LINKED, REPORTED, Outbox
 
 log = logging.getLogger(__name__)
 METRICS_VERSION = "1.1"
@@ -212,29 +214,74 @@ class EventsTable:
         self._table.close()
 
 
+class EvidenceLinker:
+    """Links reported evidence into the metrics file its event was written to.
+
+    The seed's ``_link_video_evidence_to_analytics``. An outbox item remembers its
+    metrics file, so evidence from an earlier run (delivered after a restart) lands in
+    that run's file, not in today's.
+
+    Args:
+        outbox: The evidence outbox.
+        collector: The collector of the running pipeline (its file is written only through it).
+    """
+
+    def __init__(self, outbox: Outbox, collector: MetricsCollector) -> None:
+        self.outbox, self.collector = outbox, collector
+
+    def link(self) -> int:
+        """Link every reported item whose metrics entry exists; returns how many were linked."""
+        linked = 0
+        for item in self.outbox.due((REPORTED,), now=float("inf")):
+            if item.part > 1:  # continuation clips are reported; the entry links the clip with the start
+                self.outbox.advance(item.id, LINKED)
+                continue
+            path = Path(item.event.get("metrics_path") or self.collector.path)
+            collector = self.collector if path.resolve() == self.collector.path.resolve() else MetricsCollector(path)
+            evidence = VideoEvidence(Path(item.segment_path).name, item.uploaded_filename or "", item.video_url or "",
+                                     item.incident_id or "", item.upload_timestamp or "")
+            if collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence):
+                self.outbox.advance(item.id, LINKED)
+                log.info("linked %s to %s in %s", item.incident_id, item.event_id, path.name)
+                linked += 1
+        return linked
+
+
 class MetricsSink:
     """Node: sends every event on a frame to the log, the metrics file and the events table.
+
+    With an outbox, it also links delivered evidence into the metrics file (every
+    ``link_seconds`` of wall time and at close), being the one writer of that file.
 
     Args:
         metrics_path: ``analytics_metrics.json``.
         log_path: JSON-lines log of every event phase.
         events_path: ``events.parquet``.
         site: Site name for the metadata.
+        outbox_path: Evidence outbox to link from (None: no evidence).
+        link_seconds: How often to look for newly reported evidence.
     """
 
-    def __init__(self, metrics_path: str, log_path: str, events_path: str, site: str = "default") -> None:
+    def __init__(self, metrics_path: str, log_path: str, events_path: str, site: str = "default",
+                 outbox_path: str | None = None, link_seconds: float = 2.0) -> None:
         self.collector = MetricsCollector(metrics_path, site)
         self.logger = InteractionLogger(log_path)
         self.table = EventsTable(events_path)
         self.collector.save()  # the file exists (maybe empty) from the start of a run
+        self.linker = EvidenceLinker(Outbox(outbox_path), self.collector) if outbox_path else None
+        self.link_seconds = link_seconds
+        self._next_link = 0.0
 
     def process(self, frame: Frame) -> Frame:
-        """Record this frame's events."""
+        """Record this frame's events; link evidence now and then."""
         for event in frame.events:
             self.logger.log_interaction(event)
             self.table.add(event)
             if event.phase == "end":
                 self.collector.add_event(event)
+        if self.linker is not None and time.monotonic() >= self._next_link:
+            self._next_link = time.monotonic() + self.link_seconds
+            self.linker.link()
         return frame
 
     def finish(self, frame: Frame) -> Frame:
@@ -242,7 +289,10 @@ class MetricsSink:
         return self.process(frame)
 
     def close(self) -> None:
-        """Flush and close everything."""
+        """Link what was delivered, then flush and close everything."""
+        if self.linker is not None:
+            self.linker.link()
+            self.linker.outbox.close()
         self.logger.close()
         self.table.close()
         self.collector.save()

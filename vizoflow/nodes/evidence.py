@@ -1,0 +1,177 @@
+"""Evidence delivery node: drains the outbox on its own thread (upload, then report)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vizoflow.delivery import (HttpClient, IncidentReporter, LocalStore, PermanentError, RetryPolicy,
+                               TransientError, Uploader, api_key_from_env)
+from vizoflow.events import VideoEvidence
+from vizoflow.frame import Frame
+from vizoflow.outbox import CLIP_WRITTEN, UPLOADED, Item, Outbox
+
+log = logging.getLogger(__name__)
+
+
+def incident_id_for(item: Item) -> str:
+    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form, unique thanks to the outbox row id."""
+    start = item.event.get("start", "")
+    try:
+        stamp = datetime.fromisoformat(start).astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
+    except ValueError:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+    return f"incident_{stamp}_{item.id}"
+
+
+def incident_payload(item: Item, site: str, camera: str) -> dict[str, Any]:
+    """The incident JSON sent to the incident API (documented in README)."""
+    event = item.event
+    evidence = VideoEvidence(segment_filename=Path(item.segment_path).name,
+                             uploaded_filename=item.uploaded_filename or "", video_url=item.video_url or "",
+                             incident_id=item.incident_id or "", upload_timestamp=item.upload_timestamp or "")
+    boxes = [{"track_id": tid, "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}
+             for tid, b in zip(event["track_ids"], event["boxes"])]
+    payload: dict[str, Any] = {
+        "incident_id": item.incident_id,
+        "site": site,
+        "camera": camera,
+        "video": event["camera"],
+        "event_type": event["kind"],
+        "event_id": event["event_id"],
+        "segment_part": item.part,
+        "start_time": event["start"],
+        "end_time": event["end"],
+        "duration_seconds": event["duration"],
+        "track_ids": event["track_ids"],
+        "bounding_boxes": boxes,
+        "confidence": round(100 * float(event["confidence"]), 1),
+        "details": event.get("details", {}),
+        "video_evidence": evidence.to_dict(),
+    }
+    if event["kind"] == "unattended":
+        payload["waiting_time_seconds"] = event["details"].get("waiting_time", event["duration"])
+    return payload
+
+
+class Courier:
+    """Moves outbox items one step at a time: clip_written -> uploaded -> reported.
+
+    Every step is committed to the outbox before the next starts, so a crash repeats
+    at most the step under way. Linking into ``analytics_metrics.json`` is the metrics
+    sink's job (it owns that file).
+
+    Args:
+        outbox: The outbox.
+        store: Uploader, or :class:`LocalStore` when there is no upload URL.
+        reporter: Incident reporter.
+        site: Site name in incident payloads.
+        camera: Camera name in incident payloads.
+        retry_base: First delay before an item that failed all its attempts is tried again.
+        retry_cap: Longest such delay (an API down for an hour is tried every ``retry_cap``).
+    """
+
+    def __init__(self, outbox: Outbox, store: Uploader | LocalStore, reporter: IncidentReporter, site: str,
+                 camera: str, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
+        self.outbox, self.store, self.reporter, self.site, self.camera = outbox, store, reporter, site, camera
+        self.retry_base, self.retry_cap = retry_base, retry_cap
+
+    def drain(self, stop: threading.Event | None = None) -> int:
+        """Try every due item once; returns how many moved forward."""
+        moved = 0
+        for item in self.outbox.due((CLIP_WRITTEN, UPLOADED)):
+            if stop is not None and stop.is_set():
+                break
+            moved += self._step(item)
+        return moved
+
+    def _step(self, item: Item) -> int:
+        try:
+            if item.state == CLIP_WRITTEN:
+                stored = self.store.upload(Path(item.segment_path))
+                self.outbox.advance(item.id, UPLOADED, uploaded_filename=stored.uploaded_filename,
+                                    video_url=stored.video_url, upload_timestamp=stored.upload_timestamp,
+                                    incident_id=item.incident_id or incident_id_for(item))
+                log.info("uploaded %s as %s", Path(item.segment_path).name, stored.uploaded_filename)
+                item = self.outbox.get(item.id)
+            self.reporter.report(incident_payload(item, self.site, self.camera))
+            self.outbox.advance(item.id, "reported")
+            log.info("incident %s reported (%s %s)", item.incident_id, item.kind, item.event_id)
+            return 1
+        except PermanentError as exc:
+            log.error("evidence %s parked as failed: %s", item.event_id, exc)
+            self.outbox.fail(item.id, str(exc))
+        except TransientError as exc:
+            delay = min(self.retry_base * 2 ** item.attempts, self.retry_cap)
+            log.warning("evidence %s not delivered, next try in %.0f s: %s", item.event_id, delay, exc)
+            self.outbox.retry_later(item.id, str(exc), delay)
+        return 0
+
+
+def build_courier(outbox: Outbox, site: str, camera: str, upload_url: str | None, incident_url: str | None,
+                  video_url_template: str, local_dir: Path, attempts: int = 3, backoff: float = 1.0,
+                  timeout_base: float = 10.0, timeout_per_mb: float = 5.0) -> Courier:
+    """A courier for the configured endpoints (local evidence where a URL is missing)."""
+    client = HttpClient(api_key_from_env(), RetryPolicy(attempts=attempts, backoff=backoff))
+    store = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb)
+             if upload_url else LocalStore())
+    reporter = IncidentReporter(client if incident_url else None, incident_url, local_dir / "incidents.jsonl")
+    return Courier(outbox, store, reporter, site, camera)
+
+
+class EvidenceDelivery:
+    """Node: a worker thread that drains the outbox while the pipeline runs.
+
+    Args:
+        outbox_path: SQLite outbox shared with the segmenter.
+        site: Site name for incident payloads.
+        camera: Camera name for incident payloads.
+        upload_url: Upload endpoint; None keeps clips local (``file://`` URLs).
+        incident_url: Incident endpoint; None writes ``incidents.jsonl`` beside the outbox.
+        video_url_template: Public URL of an uploaded file, with ``{filename}``.
+        poll_seconds: How often the worker looks for due items.
+        drain_seconds: At close, how long to keep delivering before leaving the rest for next time.
+        attempts, backoff, timeout_base, timeout_per_mb: HTTP retry and timeout settings.
+    """
+
+    def __init__(self, outbox_path: str, site: str = "default", camera: str = "cam0", upload_url: str | None = None,
+                 incident_url: str | None = None, video_url_template: str = "{filename}", poll_seconds: float = 1.0,
+                 drain_seconds: float = 30.0, attempts: int = 3, backoff: float = 1.0, timeout_base: float = 10.0,
+                 timeout_per_mb: float = 5.0) -> None:
+        self.outbox = Outbox(outbox_path)
+        self.courier = build_courier(self.outbox, site, camera, upload_url, incident_url, video_url_template,
+                                     Path(outbox_path).parent, attempts, backoff, timeout_base, timeout_per_mb)
+        self.poll_seconds, self.drain_seconds = poll_seconds, drain_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="vizoflow-evidence", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.courier.drain(self._stop)
+            except Exception:  # noqa: BLE001 - the worker must outlive one bad item
+                log.exception("evidence worker error")
+            self._stop.wait(self.poll_seconds)
+
+    def process(self, frame: Frame) -> Frame:
+        """Nothing per frame: delivery runs on the worker thread."""
+        return frame
+
+    def close(self) -> None:
+        """Stop the worker, then deliver what is due for up to ``drain_seconds``."""
+        self._stop.set()
+        self._thread.join()
+        finisher = threading.Thread(target=self.courier.drain, name="vizoflow-evidence-final", daemon=True)
+        finisher.start()
+        finisher.join(self.drain_seconds)
+        if finisher.is_alive():
+            log.warning("evidence still being delivered after %.0f s; the rest stays in the outbox", self.drain_seconds)
+        counts = self.outbox.counts()
+        pending = counts[CLIP_WRITTEN] + counts[UPLOADED]
+        if pending:
+            log.warning("%d evidence item(s) pending in %s; they are delivered on the next run "
+                        "(or python -m vizoflow mode=outbox)", pending, self.outbox.path)

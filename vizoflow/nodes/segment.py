@@ -1,0 +1,217 @@
+"""VideoSegmenter: event clips with pre-roll, written off the frame loop.
+
+Frames go to a worker thread through a bounded queue. The worker keeps the last
+``buffer_seconds`` as JPEG (about 20x smaller than raw BGR) so a clip can begin
+``pre_roll`` seconds before the event *started*, which is ``min_seconds`` earlier than
+the moment the rule could say so. Buffered frames are re-encoded, so the first frame
+of a clip is exactly the first buffered frame at or after ``start - pre_roll``; no
+waiting for a keyframe.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vizoflow.errors import ConfigError
+from vizoflow.events import Event
+from vizoflow.frame import Frame
+from vizoflow.outbox import Outbox
+from vizoflow.video import H264Writer
+
+log = logging.getLogger(__name__)
+SEGMENT_NAME = re.compile(r"^segment_(\d+)_")
+
+
+@dataclass
+class _Clip:
+    writer: H264Writer
+    event: Event | None
+    part: int
+    first_t: float
+    last_t: float = -1.0
+    until: float | None = None  # clip ends at this clock time (event end + post-roll)
+    frames: int = 0
+    events: list[Event] = field(default_factory=list)  # time mode: events started in the segment
+
+
+class VideoSegmenter:
+    """Cut H.264 clips around events (or back-to-back) into ``directory``.
+
+    Each finished clip is recorded in the outbox (state ``clip_written``) for upload.
+
+    Args:
+        directory: Where clips go (``segments/``).
+        outbox_path: SQLite outbox; None keeps clips local and unrecorded.
+        metrics_path: The run's ``analytics_metrics.json``, where the evidence is linked later.
+        mode: ``event`` (a clip per event) or ``time`` (back-to-back ``max_seconds``
+            segments; those in which an event started are recorded for upload).
+        pre_roll: Seconds before the event start.
+        post_roll: Seconds after the event end.
+        max_seconds: Longest clip; a longer event continues in the next part.
+        buffer_seconds: History kept for pre-roll; must cover ``pre_roll`` plus the
+            longest rule ``min_seconds``.
+        fps: Nominal frame rate of clips.
+        jpeg_quality: Quality of buffered frames.
+        queue_size: Frames waiting for the worker before the frame loop waits.
+    """
+
+    def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,
+                 post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0, fps: float = 25.0,
+                 jpeg_quality: int = 90, queue_size: int = 64) -> None:
+        if mode not in ("event", "time"):
+            raise ConfigError(f"segment.mode must be 'event' or 'time', got {mode!r}")
+        if max_seconds <= 0 or pre_roll < 0 or post_roll < 0 or buffer_seconds < pre_roll:
+            raise ConfigError("segment: need max_seconds > 0, pre_roll >= 0, post_roll >= 0, buffer_seconds >= pre_roll")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(outbox_path) if outbox_path else None
+        self.metrics_path = str(Path(metrics_path).resolve()) if metrics_path else None
+        self.mode, self.pre_roll, self.post_roll, self.max_seconds = mode, pre_roll, post_roll, max_seconds
+        self.buffer_seconds, self.fps, self.jpeg_quality = buffer_seconds, fps, jpeg_quality
+        self.written: list[Path] = []
+        self._counter = max((int(m.group(1)) for p in self.directory.glob("segment_*.mp4")
+                             if (m := SEGMENT_NAME.match(p.name))), default=0)
+        self._queue: queue.Queue[tuple] = queue.Queue(maxsize=queue_size)
+        self._ring: deque[tuple[float, bytes]] = deque()
+        self._clips: dict[str, _Clip] = {}
+        self._video: str | None = None
+        self._epoch = 0.0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="vizoflow-segmenter", daemon=True)
+        self._thread.start()
+
+    # -- frame loop side -------------------------------------------------------------
+    def process(self, frame: Frame) -> Frame:
+        """Hand the frame and its events to the worker (blocks only if it is far behind)."""
+        if self._error is not None:
+            raise RuntimeError(f"segment writer failed: {self._error}") from self._error
+        self._queue.put(("frame", frame.video, frame.timestamp, frame.epoch, frame.image))
+        for event in frame.events:
+            self._queue.put(("event", event))
+        return frame
+
+    def finish(self, frame: Frame) -> Frame:
+        """End of stream: the final events, then close every open clip."""
+        for event in frame.events:
+            self._queue.put(("event", event))
+        self._queue.put(("flush",))
+        return frame
+
+    def close(self) -> None:
+        """Finish writing and stop the worker."""
+        if self._thread.is_alive():
+            self._queue.put(("flush",))
+            self._queue.put(("stop",))
+            self._thread.join()
+        if self.outbox is not None:
+            self.outbox.close()
+
+    # -- worker side -------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            message = self._queue.get()
+            try:
+                if message[0] == "stop":
+                    return
+                if message[0] == "frame":
+                    self._on_frame(*message[1:])
+                elif message[0] == "event":
+                    self._on_event(message[1])
+                else:
+                    self._close_all()
+            except Exception as exc:  # noqa: BLE001 - reported to the frame loop
+                log.exception("segment writer failed")
+                self._error = exc
+
+    def _on_frame(self, video: str, t: float, epoch: float, image: np.ndarray) -> None:
+        if video != self._video:
+            self._close_all()
+            self._ring.clear()
+            self._video, self._epoch = video, epoch
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if ok:
+            self._ring.append((t, jpeg.tobytes()))
+        while self._ring and t - self._ring[0][0] > self.buffer_seconds:
+            self._ring.popleft()
+        if self.mode == "time" and not self._clips:
+            self._open("time", None, t, part=1, image_t=t, image=image)
+            return
+        for key, clip in list(self._clips.items()):
+            if clip.until is not None and t > clip.until:
+                self._finalize(key)
+                continue
+            if t - clip.first_t >= self.max_seconds:
+                self._finalize(key)
+                if clip.event is not None and clip.until is None or self.mode == "time":
+                    self._open(key, clip.event, t, part=clip.part + 1, image_t=t, image=image)
+                continue
+            self._write(clip, t, image)
+
+    def _on_event(self, event: Event) -> None:
+        if self.mode == "time":
+            clip = next(iter(self._clips.values()), None)
+            if clip is not None and event.phase == "start":
+                clip.events.append(event)
+            return
+        clip = self._clips.get(event.event_id)
+        if event.phase == "start" and clip is None:
+            begin = event.started_at - self.pre_roll
+            self._open(event.event_id, event, begin, part=1)
+        elif clip is not None:
+            clip.event = event
+            if event.phase == "end":
+                clip.until = event.ended_at + self.post_roll
+
+    def _open(self, key: str, event: Event | None, begin: float, part: int,
+              image_t: float | None = None, image: np.ndarray | None = None) -> None:
+        self._counter += 1
+        first = image_t if image_t is not None else next((t for t, _ in self._ring if t >= begin - 1e-6), begin)
+        stamp = datetime.fromtimestamp(self._epoch + first, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
+        kind = event.kind if event is not None else "time"
+        suffix = "start" if part == 1 else f"part{part}"
+        path = self.directory / f"segment_{self._counter}_{stamp}_{kind}_{suffix}.mp4"
+        clip = self._clips[key] = _Clip(H264Writer(path, fps=self.fps), event, part, first)
+        if image is not None:
+            self._write(clip, image_t, image)  # type: ignore[arg-type]
+            return
+        for t, jpeg in self._ring:
+            if t >= begin - 1e-6:
+                self._write(clip, t, cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+
+    def _write(self, clip: _Clip, t: float, image: np.ndarray) -> None:
+        if t <= clip.last_t:
+            return
+        clip.writer.write(image, t - clip.first_t)
+        clip.last_t, clip.frames = t, clip.frames + 1
+
+    def _finalize(self, key: str) -> None:
+        clip = self._clips.pop(key)
+        path = clip.writer.close()
+        if path is None:
+            return
+        self.written.append(path)
+        log.info("segment written: %s (%d frames, %.1f s from clock %.2f, %s)", path.name, clip.frames,
+                 clip.last_t - clip.first_t, clip.first_t, clip.event.event_id if clip.event else "time")
+        if self.outbox is None:
+            return
+        events = [clip.event] if clip.event is not None else clip.events
+        for event in events:
+            record = event.to_dict()
+            record["segment"] = {"filename": path.name, "first_t": clip.first_t, "last_t": clip.last_t,
+                                 "frames": clip.frames}
+            record["metrics_path"] = self.metrics_path
+            self.outbox.add(event.event_id, clip.part, event.kind, str(path), record)
+
+    def _close_all(self) -> None:
+        for key in list(self._clips):
+            self._finalize(key)
