@@ -1,0 +1,95 @@
+"""VideoSegmenter: pre-roll really present, durations, the max-length cap, time mode."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from vizoflow.events import Event
+from vizoflow.frame import Frame
+from vizoflow.nodes.segment import VideoSegmenter
+from vizoflow.outbox import Outbox
+
+FPS = 10
+
+
+def barcode(i: int) -> np.ndarray:
+    """64x48 image whose eight 8-px stripes spell ``i`` in binary: survives lossy encoding."""
+    image = np.zeros((48, 64, 3), np.uint8)
+    for bit in range(8):
+        if i >> bit & 1:
+            image[:, 8 * bit:8 * bit + 8] = 255
+    return image
+
+
+def read_barcode(image: np.ndarray) -> int:
+    return sum(1 << bit for bit in range(8) if image[:, 8 * bit + 2:8 * bit + 6].mean() > 128)
+
+
+def frames(n: int, video: str = "cam") -> list[Frame]:
+    return [Frame(video=video, index=i, timestamp=i / FPS, epoch=1_761_390_000.0, image=barcode(i)) for i in range(n)]
+
+
+def event(phase: str, started_at: float, duration: float, eid: str = "unattended-x-2") -> Event:
+    return Event("unattended", phase, eid, "cam", (2,), ((1.0, 2.0, 3.0, 4.0),), 0.9, started_at, duration,
+                 epoch=1_761_390_000.0, details={"waiting_time": duration})
+
+
+def run(seg: VideoSegmenter, stream: list[Frame], events: dict[int, list[Event]]) -> None:
+    for f in stream:
+        f.events = events.get(f.index, [])
+        seg.process(f)
+    last = stream[-1]
+    seg.finish(Frame(video=last.video, index=last.index, timestamp=last.timestamp, image=last.image))
+    seg.close()
+
+
+def decoded(path):
+    with av.open(str(path)) as c:
+        out = [(f.time, read_barcode(f.to_ndarray(format="bgr24"))) for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.name == "h264"
+    return out
+
+
+def test_clip_starts_pre_roll_before_the_event_start_and_ends_post_roll_after_it(tmp_path):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=2.0, post_roll=1.0, fps=FPS)
+    # the event started at 3.0 s but the rule could only say so at 5.0 s (min_seconds 2)
+    run(seg, frames(150), {50: [event("start", 3.0, 2.0)], 80: [event("end", 3.0, 4.9)]})
+    [path] = seg.written
+    assert path.name.startswith("segment_1_20251025_110001_unattended_start")  # first frame: 1.0 s after epoch
+    got = decoded(path)
+    assert [index for _, index in got] == list(range(10, 90))  # first frame at 3.0 - 2.0 s, none missing
+    asked = (3.0 + 4.9 + 1.0) - (3.0 - 2.0)
+    assert got[-1][0] - got[0][0] == pytest.approx(asked, abs=1 / FPS)
+    assert len(got) == 80  # frames 10..89
+    [item] = Outbox(tmp_path / "o.sqlite").all()
+    assert item.state == "clip_written" and item.event["duration"] == pytest.approx(4.9) and item.part == 1
+
+
+def test_long_event_continues_in_linked_parts_capped_at_max_seconds(tmp_path):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=0.0, post_roll=0.0, max_seconds=3.0, fps=FPS)
+    run(seg, frames(120), {10: [event("start", 1.0, 0.0)], 90: [event("end", 1.0, 8.0)]})
+    names = [p.name for p in seg.written]
+    assert len(names) == 3 and names[0].endswith("_start.mp4") and names[1].endswith("_part2.mp4")
+    durations = [decoded(p)[-1][0] - decoded(p)[0][0] for p in seg.written]
+    assert durations[0] == pytest.approx(2.9, abs=0.11) and durations[1] == pytest.approx(2.9, abs=0.11)
+    assert all(d <= 3.0 for d in durations)
+    items = Outbox(tmp_path / "o.sqlite").all()
+    assert [(i.event_id, i.part) for i in items] == [("unattended-x-2", 1), ("unattended-x-2", 2), ("unattended-x-2", 3)]
+
+
+def test_time_mode_writes_back_to_back_segments_and_records_those_with_events(tmp_path):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), mode="time", max_seconds=2.0, fps=FPS)
+    run(seg, frames(70), {25: [event("start", 2.0, 0.5)]})
+    assert len(seg.written) == 4  # 0-2, 2-4, 4-6, 6-7 s
+    assert [i for p in seg.written for _, i in decoded(p)] == list(range(70))
+    [item] = Outbox(tmp_path / "o.sqlite").all()
+    assert item.segment_path == str(seg.written[1])
+
+
+def test_numbering_continues_after_a_restart(tmp_path):
+    (tmp_path / "segment_7_20250101_000000_queue_start.mp4").write_bytes(b"x")
+    seg = VideoSegmenter(str(tmp_path), None, pre_roll=0.0, post_roll=0.0, fps=FPS)
+    run(seg, frames(20), {5: [event("start", 0.5, 0.0)], 10: [event("end", 0.5, 0.5)]})
+    assert seg.written[0].name.startswith("segment_8_")
