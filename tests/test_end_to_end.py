@@ -30,7 +30,8 @@ def recall_at_iou(tracks: pl.DataFrame, gt: np.ndarray, iou: float = 0.5) -> flo
 @pytest.fixture(scope="module")
 def tud_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tud")
-    result = run_cli("+site=demo", f"source.path={clip('tud-campus')}", f"output_dir={out}", "runtime.progress=false")
+    result = run_cli("+site=demo", f"source.path={clip('tud-campus')}", f"output_dir={out}",
+                     f"evidence.dir={out}/segments", "runtime.progress=false")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -62,9 +63,9 @@ def test_run_json_records_config_versions_and_speed(tud_run):
 
 
 def test_demo_site_writes_the_three_outputs_and_says_where(tmp_path):
-    result = run_cli("+site=demo", f"output_dir={tmp_path}", "runtime.progress=false")
+    result = run_cli("+site=demo", f"output_dir={tmp_path}", f"evidence.dir={tmp_path}/segments", "runtime.progress=false")
     assert result.returncode == 0, result.stderr
-    for name in ("tracks.parquet", "preview.mp4", "run.json"):
+    for name in ("tracks.parquet", "preview.mp4", "run.json", "analytics_metrics.json", "events.parquet"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert f"outputs in {tmp_path}" in result.stderr
     assert pl.read_parquet(tmp_path / "tracks.parquet").height > 100

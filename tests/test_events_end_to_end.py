@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import numpy as np
 import polars as pl
 import pytest
@@ -21,7 +22,8 @@ INTEL_VISITS = [(7.4, 19.0), (24.3, 44.0), (52.1, 69.0), (76.3, 85.9), (94.0, 11
 @pytest.fixture(scope="module")
 def intel_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("intel")
-    result = run_cli("+site=intel_table", f"output_dir={out}", "runtime.progress=false", "~graph.preview")
+    result = run_cli("+site=intel_table", f"output_dir={out}", f"evidence.dir={out}/segments", "runtime.progress=false",
+                     "graph.preview=null")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -42,6 +44,29 @@ def test_each_visit_to_the_intel_table_is_one_unattended_event(intel_run):
     assert day["unattended"] == 6 and 10 < day["mean_unattended_wait"] < 20
 
 
+def test_every_event_gets_a_playable_clip_linked_offline(intel_run):
+    data = json.loads((intel_run / "analytics_metrics.json").read_text())
+    ends = pl.read_parquet(intel_run / "events.parquet").filter(pl.col("phase") == "end")
+    started = dict(zip(ends["event_id"], ends["started_at"]))
+    for entry in data["unattended_metrics"]["unattended_events"]:
+        start = started[entry["event_id"]]
+        evidence = entry["video_evidence"]
+        clip = intel_run / "segments" / evidence["segment_filename"]
+        assert evidence["video_url"] == clip.resolve().as_uri()
+        assert evidence["incident_id"].startswith("incident_")
+        with av.open(str(clip)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+            seconds = container.duration / 1e6
+        # pre-roll (10 s, or back to the start of the video) + the wait + 5 s post-roll (or to the end)
+        asked = min(start + entry["waiting_time"] + 5.0, 139.3) - max(start - 10.0, 0.0)
+        assert seconds == pytest.approx(asked, abs=0.25), (entry, start)
+    incidents = [json.loads(x) for x in (intel_run / "segments" / "incidents.jsonl").read_text().splitlines()]
+    assert sorted(i["incident_id"] for i in incidents) == sorted(
+        e["video_evidence"]["incident_id"] for e in data["unattended_metrics"]["unattended_events"])
+    status = run_cli("+site=intel_table", "mode=outbox", f"evidence.dir={intel_run}/segments")
+    assert status.returncode == 0 and "linked 6" in status.stdout
+
+
 def test_interaction_log_has_one_start_and_one_end_per_event(intel_run):
     lines = [json.loads(x) for x in (intel_run / "interactions.jsonl").read_text().splitlines()]
     by_id: dict[str, list[str]] = {}
@@ -52,7 +77,8 @@ def test_interaction_log_has_one_start_and_one_end_per_event(intel_run):
 
 
 def test_demo_clip_events(tmp_path):
-    result = run_cli("+site=demo", f"output_dir={tmp_path}", "runtime.progress=false", "~graph.preview")
+    result = run_cli("+site=demo", f"output_dir={tmp_path}", f"evidence.dir={tmp_path}/segments",
+                     "runtime.progress=false", "graph.preview=null")
     assert result.returncode == 0, result.stderr
     tracks = pl.read_parquet(tmp_path / "tracks.parquet").with_columns(gx=(pl.col("x1") + pl.col("x2")) / 2)
     events = pl.read_parquet(tmp_path / "events.parquet").filter(pl.col("phase") == "end")

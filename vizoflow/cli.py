@@ -134,6 +134,33 @@ def snapshot(cfg: DictConfig) -> Path:
     return path
 
 
+def outbox_status(cfg: DictConfig) -> str:
+    """Counts per state; with ``+retry=true`` also deliver what is pending now."""
+    from vizoflow.nodes.evidence import build_courier
+    from vizoflow.nodes.metrics import EvidenceLinker, MetricsCollector
+    from vizoflow.outbox import Outbox
+
+    path = Path(cfg.evidence.dir) / "outbox.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no outbox at {path} (evidence.dir={cfg.evidence.dir})")
+    outbox = Outbox(path)
+    try:
+        if cfg.get("retry", False):
+            outbox.retry_failed()
+            ev = cfg.evidence
+            build_courier(outbox, cfg.site_name, cfg.camera, ev.upload_url, ev.incident_url, ev.video_url_template,
+                          path.parent, ev.attempts, ev.backoff).drain()
+            for item in outbox.due(("reported",), now=float("inf")):
+                target = item.event.get("metrics_path")
+                if target and Path(target).exists():
+                    EvidenceLinker(outbox, MetricsCollector(target)).link()
+        lines = [f"outbox {path}: " + ", ".join(f"{state} {n}" for state, n in outbox.counts().items())]
+        lines += [f"  {i.state:<12} {i.event_id} part {i.part}: {i.last_error}" for i in outbox.all() if i.last_error]
+        return "\n".join(lines)
+    finally:
+        outbox.close()
+
+
 def summarize(stats: RunStats, out: Path) -> str:
     """Final lines for the terminal: speed, per-node cost, where the outputs are."""
     lines = [f"vizoflow: {stats.status}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} frames/s)"]
@@ -158,8 +185,10 @@ def app(cfg: DictConfig) -> None:
             print(summarize(stats, Path(cfg.output_dir)), file=sys.stderr)
         elif mode == "snapshot":
             print(f"zones drawn on the first frame: {snapshot(cfg)}", file=sys.stderr)
+        elif mode == "outbox":
+            print(outbox_status(cfg))
         else:
-            raise ConfigError(f"unknown mode '{mode}' (choose: run, snapshot)")
+            raise ConfigError(f"unknown mode '{mode}' (choose: run, snapshot, outbox)")
     except (VizoflowError, OmegaConfBaseException) as exc:
         if os.environ.get(FULL_ERROR_FLAG) == "1":
             raise

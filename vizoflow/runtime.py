@@ -101,8 +101,14 @@ class Runtime:
         self._last: Frame | None = None
 
     def stop(self) -> None:
-        """Ask the run to finish after the current batch (safe from a signal handler)."""
+        """Ask the run to finish after the current batch (safe from a signal handler).
+
+        An endless source (a camera) is told to stop too, so a wait for its next frame ends.
+        """
         self._stop.set()
+        stop_source = getattr(self.source, "stop", None)
+        if stop_source is not None:
+            stop_source()
 
     def run(self) -> RunStats:
         """Process every frame of the source; return the statistics.
@@ -118,10 +124,8 @@ class Runtime:
                 self.stats.frames += len(batch)
                 bar.update(len(batch))
                 if self._stop.is_set():
-                    self.stats.status = "stopped"
                     break
-            else:
-                self.stats.status = "ok"
+            self.stats.status = "stopped" if self._stop.is_set() else "ok"
         except KeyboardInterrupt:
             self.stats.status = "interrupted"
             raise

@@ -1,0 +1,146 @@
+"""Live source against a real RTSP server on 127.0.0.1 that drops and comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import polars as pl
+import pytest
+
+from tests.conftest import ROOT, clip
+from vizoflow.errors import ConfigError
+from vizoflow.nodes.live import LiveSource, redact_url
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def annexb(tmp_path_factory) -> Path:
+    """The intel clip's H.264 as a raw byte stream, which the server can loop."""
+    out = tmp_path_factory.mktemp("rtsp") / "clip.h264"
+    with av.open(str(clip("intel-one-by-one"))) as c, open(out, "wb") as fh:
+        stream = c.streams.video[0]
+        bsf = av.BitStreamFilterContext("h264_mp4toannexb", stream)
+        for packet in c.demux(stream):
+            for p in bsf.filter(packet):
+                fh.write(bytes(p))
+    return out
+
+
+class Camera:
+    """Starts and stops the GStreamer RTSP server process."""
+
+    def __init__(self, path: Path, port: int) -> None:
+        self.path, self.port, self.proc = path, port, None
+        self.url = f"rtsp://127.0.0.1:{port}/cam"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.path), str(self.port), "10"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def camera(annexb):
+    cam = Camera(annexb, free_port())
+    cam.start()
+    yield cam
+    cam.kill()
+
+
+def frames_within(source: LiveSource, seconds: float, until: int) -> list:
+    got, deadline = [], time.monotonic() + seconds
+    for frame in source:
+        got.append(frame)
+        if len(got) >= until or time.monotonic() > deadline:
+            break
+    return got
+
+
+def test_reads_frames_with_wall_clock_timestamps(camera):
+    source = LiveSource(camera.url, name="entrance", stall_seconds=3)
+    try:
+        got = frames_within(source, 30, until=20)
+    finally:
+        source.close()
+    assert len(got) == 20 and got[0].image.shape == (432, 768, 3)
+    assert abs(got[-1].timestamp - time.time()) < 10 and got[0].video == "entrance"
+    assert [f.index for f in got] == sorted(f.index for f in got)
+
+
+def test_server_killed_and_restarted_the_source_reconnects_and_carries_on(camera):
+    source = LiveSource(camera.url, stall_seconds=2, backoff_initial=0.5, backoff_max=2)
+    try:
+        before = frames_within(source, 30, until=10)
+        camera.kill()
+        time.sleep(3)
+        camera.start()
+        after = frames_within(source, 40, until=10)
+    finally:
+        source.close()
+    assert len(before) == 10 and len(after) == 10
+    assert source.stats.reconnects >= 1
+    assert after[-1].timestamp - before[-1].timestamp >= 3  # the outage is a gap on the clock
+
+
+def test_refused_connection_retries_with_backoff_not_a_busy_loop():
+    source = LiveSource(f"rtsp://user:secret@127.0.0.1:{free_port()}/cam", stall_seconds=1, backoff_initial=0.2, backoff_max=0.8)
+    started = time.monotonic()
+    try:
+        got = frames_within(source, 3, until=1)
+    finally:
+        source.close()
+    assert got == [] and time.monotonic() - started < 10
+    assert 2 <= source.stats.reconnects <= 8  # 0.2, 0.4, 0.8, 0.8 ... in 3 s
+    assert source.stats.last_error
+
+
+def test_password_is_kept_out_of_log_urls():
+    assert redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1") == "rtsp://admin:***@10.0.0.5:554/s1"
+    with pytest.raises(ConfigError, match="policy"):
+        LiveSource("rtsp://x/y", policy="some")
+
+
+def test_store42_live_command_on_the_loopback_camera_stops_cleanly_on_sigterm(camera, tmp_path):
+    env = {**os.environ, "STORE42_RTSP_URL": camera.url, "YOLO_OFFLINE": "1"}
+    env.pop("VIZO_UPLOAD_URL", None)
+    env.pop("VIZO_INCIDENT_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "vizoflow", "+site=store42", f"output_dir={tmp_path}",
+                             f"evidence.dir={tmp_path}/segments", "evidence.upload_url=null", "evidence.incident_url=null"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(25)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "stopped" and run["frames"] > 10
+    assert pl.read_parquet(tmp_path / "tracks.parquet").height > 0
+    assert json.loads((tmp_path / "analytics_metrics.json").read_text())["metadata"]["version"] == "1.1"
+
+
+def test_store42_without_the_camera_url_is_a_one_line_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "STORE42_RTSP_URL"}
+    result = subprocess.run([sys.executable, "-m", "vizoflow", "+site=store42", f"output_dir={tmp_path}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "STORE42_RTSP_URL" in result.stderr and len(result.stderr.strip().splitlines()) == 1
