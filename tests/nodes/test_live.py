@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,11 +70,17 @@ def camera(annexb):
 
 
 def frames_within(source: LiveSource, seconds: float, until: int) -> list:
-    got, deadline = [], time.monotonic() + seconds
-    for frame in source:
-        got.append(frame)
-        if len(got) >= until or time.monotonic() > deadline:
-            break
+    """Up to ``until`` frames; a timer stops the source after ``seconds`` even if none come."""
+    got = []
+    timer = threading.Timer(seconds, source.stop)
+    timer.start()
+    try:
+        for frame in source:
+            got.append(frame)
+            if len(got) >= until:
+                break
+    finally:
+        timer.cancel()
     return got
 
 

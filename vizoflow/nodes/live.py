@@ -132,8 +132,9 @@ class LiveSource:
 
     def __iter__(self) -> Iterator[Frame]:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._read, name=f"vizoflow-camera-{self.name}", daemon=True)
-        self._thread.start()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._read, name=f"vizoflow-camera-{self.name}", daemon=True)
+            self._thread.start()
         while not self._stop.is_set():
             try:
                 yield self._frames.get(timeout=0.2)
