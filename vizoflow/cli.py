@@ -6,7 +6,6 @@ stderr and exit code 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
@@ -31,7 +30,6 @@ from vizoflow.nodes.annotate import Annotator
 from vizoflow.runtime import Runtime, RunStats
 from vizoflow.zones import Zones
 
-log = logging.getLogger("vizoflow")
 FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # editable install: conf/ beside the package
 SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)

@@ -6,7 +6,6 @@ import logging
 import warnings
 
 import numpy as np
-import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
