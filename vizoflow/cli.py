@@ -148,10 +148,10 @@ def outbox_status(cfg: DictConfig) -> str:
             ev = cfg.evidence
             build_courier(outbox, cfg.site_name, cfg.camera, ev.upload_url, ev.incident_url, ev.video_url_template,
                           path.parent, ev.attempts, ev.backoff).drain()
-            for item in outbox.due(("reported",), now=float("inf")):
-                target = item.event.get("metrics_path")
-                if target and Path(target).exists():
-                    EvidenceLinker(outbox, MetricsCollector(target)).link()
+            reported = outbox.due(("reported",), now=float("inf"))
+            target = next((i.event["metrics_path"] for i in reported if i.event.get("metrics_path")), None)
+            if target and Path(target).exists():  # the linker finds each item's own metrics file
+                EvidenceLinker(outbox, MetricsCollector(target)).link()
         lines = [f"outbox {path}: " + ", ".join(f"{state} {n}" for state, n in outbox.counts().items())]
         lines += [f"  {i.state:<12} {i.event_id} part {i.part}: {i.last_error}" for i in outbox.all() if i.last_error]
         return "\n".join(lines)
