@@ -28,6 +28,7 @@ from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required
 from vizoflow.nodes.annotate import Annotator
 from vizoflow.runtime import Runtime, RunStats
+from vizoflow.status import StatusBoard, StatusReporter
 from vizoflow.zones import Zones
 
 FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
@@ -98,10 +99,12 @@ def run_pipeline(cfg: DictConfig) -> RunStats:
     out.mkdir(parents=True, exist_ok=True)
     source = build_source(cfg)
     nodes = build_nodes(cfg.graph)
-    runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress)
+    board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
+    runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
+                      on_batch=board.on_batch)
     started = time.time()
     try:
-        with graceful_signals(runtime.stop):
+        with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):
             runtime.run()
     finally:
         write_json_atomic(out / "run.json", {

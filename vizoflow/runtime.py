@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,15 +87,18 @@ class Runtime:
         nodes: ``(name, node)`` pairs in run order (see :func:`vizoflow.graph.build_nodes`).
         batch_size: Frames per batch; use 1 live so latency stays one frame.
         progress: Show a progress bar.
+        on_batch: Called with each processed batch (the live status board).
     """
 
-    def __init__(self, source: Source, nodes: Sequence[tuple[str, Node]], batch_size: int = 1, progress: bool = True) -> None:
+    def __init__(self, source: Source, nodes: Sequence[tuple[str, Node]], batch_size: int = 1, progress: bool = True,
+                 on_batch: Callable[[list[Frame]], None] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.source = source
         self.nodes = list(nodes)
         self.batch_size = batch_size
         self.progress = progress
+        self.on_batch = on_batch
         self.stats = RunStats(node_seconds={name: 0.0 for name, _ in self.nodes})
         self._stop = threading.Event()
         self._last: Frame | None = None
@@ -123,6 +126,8 @@ class Runtime:
                 self._process(batch)
                 self.stats.frames += len(batch)
                 bar.update(len(batch))
+                if self.on_batch is not None:
+                    self.on_batch(batch)
                 if self._stop.is_set():
                     break
             self.stats.status = "stopped" if self._stop.is_set() else "ok"

@@ -165,3 +165,13 @@ class H264Writer:
         self._container = None
         os.replace(self._partial, self.path)
         return self.path
+
+    def abort(self) -> None:
+        """Give up the clip: close what is open and delete the ``.partial`` file."""
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except (OSError, av.error.FFmpegError):
+                pass  # the file is deleted next anyway
+        self._partial.unlink(missing_ok=True)

@@ -93,3 +93,27 @@ def test_numbering_continues_after_a_restart(tmp_path):
     seg = VideoSegmenter(str(tmp_path), None, pre_roll=0.0, post_roll=0.0, fps=FPS)
     run(seg, frames(20), {5: [event("start", 0.5, 0.0)], 10: [event("end", 0.5, 0.5)]})
     assert seg.written[0].name.startswith("segment_8_")
+
+
+def test_disk_nearly_full_skips_new_clips_but_keeps_going(tmp_path, caplog):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=1.0, post_roll=0.5, fps=FPS,
+                         min_free_mb=1e12)  # more than any disk has: always "low"
+    stream = frames(60)
+    run(seg, stream, {20: [event("start", 1.0, 1.0)], 40: [event("end", 1.0, 3.0)]})
+    assert seg.written == [] and list(tmp_path.glob("*.mp4*")) == []
+    status = seg.status()
+    assert status["disk_low"] == 1.0 and status["clips_skipped"] == 1 and status["disk_free_mb"] > 0
+    assert "DISK LOW" in caplog.text
+    assert Outbox(tmp_path / "o.sqlite").all() == []
+
+
+def test_a_write_error_abandons_the_clip_not_the_pipeline(tmp_path, monkeypatch):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=1.0, post_roll=0.5, fps=FPS)
+
+    def full(*_args):  # noqa: ANN002
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("vizoflow.video.H264Writer.write", full)
+    run(seg, frames(60), {20: [event("start", 1.0, 1.0)], 40: [event("end", 1.0, 3.0)]})
+    assert seg.written == [] and seg.status()["clips_skipped"] == 1
+    assert list(tmp_path.glob("*.partial")) == []

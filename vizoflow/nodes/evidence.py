@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from vizoflow.delivery import (HttpClient, IncidentReporter, LocalStore, Permane
 from vizoflow.events import VideoEvidence
 from vizoflow.frame import Frame
 from vizoflow.outbox import CLIP_WRITTEN, UPLOADED, Item, Outbox
+from vizoflow.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Courier:
                  camera: str, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
         self.outbox, self.store, self.reporter, self.site, self.camera = outbox, store, reporter, site, camera
         self.retry_base, self.retry_cap = retry_base, retry_cap
+        self.busy_since: float | None = None  # monotonic start of the step under way (status: slow consumer)
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Try every due item once; returns how many moved forward."""
@@ -85,7 +88,11 @@ class Courier:
         for item in self.outbox.due((CLIP_WRITTEN, UPLOADED)):
             if stop is not None and stop.is_set():
                 break
-            moved += self._step(item)
+            self.busy_since = time.monotonic()
+            try:
+                moved += self._step(item)
+            finally:
+                self.busy_since = None
         return moved
 
     def _step(self, item: Item) -> int:
@@ -135,13 +142,19 @@ class EvidenceDelivery:
         poll_seconds: How often the worker looks for due items.
         drain_seconds: At close, how long to keep delivering before leaving the rest for next time.
         attempts, backoff, timeout_base, timeout_per_mb: HTTP retry and timeout settings.
+        retention: ``{max_age_hours, max_total_gb, interval_seconds}`` for clips in the
+            outbox's folder (see :mod:`vizoflow.retention`); None keeps every clip.
     """
 
     def __init__(self, outbox_path: str, site: str = "default", camera: str = "cam0", upload_url: str | None = None,
                  incident_url: str | None = None, video_url_template: str = "{filename}", poll_seconds: float = 1.0,
                  drain_seconds: float = 30.0, attempts: int = 3, backoff: float = 1.0, timeout_base: float = 10.0,
-                 timeout_per_mb: float = 5.0) -> None:
+                 timeout_per_mb: float = 5.0, retention: dict[str, float | None] | None = None) -> None:
+        retention = dict(retention or {})
+        self.retention_interval = float(retention.pop("interval_seconds", None) or 300.0)
         self.outbox = Outbox(outbox_path)
+        self.retention = Retention(self.outbox, Path(outbox_path).parent, **retention)
+        self._swept = float("-inf")
         self.courier = build_courier(self.outbox, site, camera, upload_url, incident_url, video_url_template,
                                      Path(outbox_path).parent, attempts, backoff, timeout_base, timeout_per_mb)
         self.poll_seconds, self.drain_seconds = poll_seconds, drain_seconds
@@ -153,9 +166,19 @@ class EvidenceDelivery:
         while not self._stop.is_set():
             try:
                 self.courier.drain(self._stop)
+                if time.monotonic() - self._swept >= self.retention_interval:
+                    self._swept = time.monotonic()
+                    self.retention.sweep()
             except Exception:  # noqa: BLE001 - the worker must outlive one bad item
                 log.exception("evidence worker error")
             self._stop.wait(self.poll_seconds)
+
+    def status(self) -> dict[str, float]:
+        """Backlog numbers: a growing backlog with a healthy camera means a slow consumer (the API)."""
+        counts = self.outbox.counts()
+        busy = self.courier.busy_since
+        return {"evidence_pending": counts[CLIP_WRITTEN] + counts[UPLOADED], "evidence_failed": counts["failed"],
+                "evidence_busy_seconds": time.monotonic() - busy if busy is not None else 0.0}
 
     def process(self, frame: Frame) -> Frame:
         """Nothing per frame: delivery runs on the worker thread."""

@@ -75,6 +75,7 @@ class LiveSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
+        self._started = time.time()
 
     total_frames = None  # endless
 
@@ -130,8 +131,16 @@ class LiveSource:
                 except queue.Full:
                     continue
 
+    def status(self) -> dict[str, float]:
+        """Camera-side numbers for the status line and health check (safe from any thread)."""
+        last = self.stats.last_frame_wall or self._started
+        return {"frames_received": self.stats.received, "frames_dropped": self.stats.dropped,
+                "reconnects": self.stats.reconnects, "camera_connected": float(self.stats.connected),
+                "seconds_since_frame": max(0.0, time.time() - last)}
+
     def __iter__(self) -> Iterator[Frame]:
         self._stop.clear()
+        self._started = time.time()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._read, name=f"vizoflow-camera-{self.name}", daemon=True)
             self._thread.start()

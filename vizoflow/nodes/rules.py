@@ -161,6 +161,10 @@ class _Rule:
         frame.events.extend(self.tracker.finish(frame))
         return frame
 
+    def status(self) -> dict[str, float]:
+        """Open (started, not yet ended) events, for the live status line."""
+        return {"open_events": sum(ep.started for ep in self.tracker.episodes.values())}
+
 
 def _people(frame: Frame, role: str) -> sv.Detections:
     """Confirmed tracks with ``role`` (everyone is a customer when no roles node ran)."""

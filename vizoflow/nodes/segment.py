@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,11 +65,15 @@ class VideoSegmenter:
         fps: Nominal frame rate of clips.
         jpeg_quality: Quality of buffered frames.
         queue_size: Frames waiting for the worker before the frame loop waits.
+        min_free_mb: Below this much free space in ``directory`` no new clip is started
+            (analysis goes on; the status line and health check say so).
     """
+
+    DISK_CHECK_SECONDS = 5.0  # free space is re-read at most this often
 
     def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,
                  post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0, fps: float = 25.0,
-                 jpeg_quality: int = 90, queue_size: int = 64) -> None:
+                 jpeg_quality: int = 90, queue_size: int = 64, min_free_mb: float = 1024.0) -> None:
         if mode not in ("event", "time"):
             raise ConfigError(f"segment.mode must be 'event' or 'time', got {mode!r}")
         if max_seconds <= 0 or pre_roll < 0 or post_roll < 0 or buffer_seconds < pre_roll:
@@ -87,6 +93,10 @@ class VideoSegmenter:
         self._video: str | None = None
         self._epoch = 0.0
         self._error: BaseException | None = None
+        self.min_free_mb = min_free_mb
+        self._free_mb, self._free_checked = float("inf"), float("-inf")
+        self.disk_low = False
+        self.skipped = 0  # clips not started because the disk was low, or abandoned on a write error
         self._thread = threading.Thread(target=self._work, name="vizoflow-segmenter", daemon=True)
         self._thread.start()
 
@@ -116,7 +126,28 @@ class VideoSegmenter:
         if self.outbox is not None:
             self.outbox.close()
 
+    def status(self) -> dict[str, float]:
+        """Clip-side numbers for the live status line and health check."""
+        return {"clips_open": len(self._clips), "clips_written": len(self.written), "clips_skipped": self.skipped,
+                "segment_queue": self._queue.qsize(), "disk_low": float(self.disk_low),
+                "disk_free_mb": self._free_mb if self._free_mb != float("inf") else -1.0}
+
     # -- worker side -------------------------------------------------------------------
+    def _disk_ok(self) -> bool:
+        now = time.monotonic()
+        if now - self._free_checked >= self.DISK_CHECK_SECONDS:
+            self._free_checked = now
+            self._free_mb = shutil.disk_usage(self.directory).free / 2**20
+            low = self._free_mb < self.min_free_mb
+            if low != self.disk_low:
+                if low:
+                    log.error("DISK LOW: %.0f MB free in %s (< %.0f MB): not writing new clips; analysis goes on",
+                              self._free_mb, self.directory, self.min_free_mb)
+                else:
+                    log.warning("disk space back (%.0f MB free): writing clips again", self._free_mb)
+                self.disk_low = low
+        return not self.disk_low
+
     def _work(self) -> None:
         while True:
             message = self._queue.get()
@@ -129,6 +160,9 @@ class VideoSegmenter:
                     self._on_event(message[1])
                 else:
                     self._close_all()
+            except OSError as exc:  # disk full, file system gone: lose the clips, not the pipeline
+                log.error("segment write failed, open clips abandoned: %s", exc)
+                self._abandon_all()
             except Exception as exc:  # noqa: BLE001 - reported to the frame loop
                 log.exception("segment writer failed")
                 self._error = exc
@@ -174,6 +208,9 @@ class VideoSegmenter:
 
     def _open(self, key: str, event: Event | None, begin: float, part: int,
               image_t: float | None = None, image: np.ndarray | None = None) -> None:
+        if not self._disk_ok():
+            self.skipped += 1
+            return
         self._counter += 1
         first = image_t if image_t is not None else next((t for t, _ in self._ring if t >= begin - 1e-6), begin)
         stamp = datetime.fromtimestamp(self._epoch + first, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
@@ -215,3 +252,12 @@ class VideoSegmenter:
     def _close_all(self) -> None:
         for key in list(self._clips):
             self._finalize(key)
+
+    def _abandon_all(self) -> None:
+        for clip in self._clips.values():
+            self.skipped += 1
+            try:
+                clip.writer.abort()
+            except OSError as exc:
+                log.warning("could not remove the partial clip: %s", exc)
+        self._clips.clear()

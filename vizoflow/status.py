@@ -1,0 +1,226 @@
+"""Live status: a periodic one-line summary, Prometheus metrics and a health check.
+
+Numbers come from three places: the frame loop (frames processed, people on
+tracks), the source (frames received and dropped, reconnects, time since the last
+frame: read straight from the camera thread, so a stall shows even while the frame
+loop waits) and every node with a ``status() -> dict[str, float]`` method (open
+events, outbox backlog, disk state). Node numbers are gathered by the frame loop
+at most once per ``refresh`` seconds, so no node is read from another thread.
+
+Health tells the failure modes apart, because the fixes differ:
+
+* ``camera stalled``: no frame from the camera for ``stall_seconds`` (look at the camera or network);
+* ``pipeline stuck``: frames arrive but none was processed for ``stall_seconds`` (a node hangs);
+* ``disk low``: new clips are not written (free space);
+* ``evidence backlog`` (degraded, still healthy): the camera and analysis are fine but
+  the evidence worker is behind, e.g. blocked on the upload API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from vizoflow.errors import ConfigError
+from vizoflow.frame import Frame
+
+log = logging.getLogger(__name__)
+
+Values = dict[str, float]
+
+
+class StatusBoard:
+    """Collects the numbers; :meth:`snapshot` and :meth:`health` are safe from any thread.
+
+    Args:
+        source: The frame source; its optional ``status()`` is read live.
+        nodes: ``(name, node)`` pairs; nodes with ``status()`` contribute (same keys are summed).
+        stall_seconds: No frame received / processed for this long is unhealthy.
+        backlog_items: Pending evidence items above which evidence is "behind".
+        refresh: Seconds between reads of the nodes' numbers.
+        clock: Wall clock (tests).
+    """
+
+    def __init__(self, source: Any, nodes: Sequence[tuple[str, Any]], stall_seconds: float = 10.0,
+                 backlog_items: int = 20, refresh: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+        self.source = source
+        self.nodes = [node for _, node in nodes if callable(getattr(node, "status", None))]
+        self.stall_seconds, self.backlog_items, self.refresh, self.clock = stall_seconds, backlog_items, refresh, clock
+        self.started = clock()
+        self._lock = threading.Lock()
+        self._frames = 0
+        self._tracks = 0
+        self._last_processed = 0.0
+        self._node_values: Values = {}
+        self._refreshed = 0.0
+
+    def on_batch(self, batch: list[Frame]) -> None:
+        """Called by the frame loop after each batch."""
+        now = self.clock()
+        values = self._read_nodes() if now - self._refreshed >= self.refresh else None
+        with self._lock:
+            self._frames += len(batch)
+            self._tracks = len(batch[-1].detections)
+            self._last_processed = now
+            if values is not None:
+                self._node_values, self._refreshed = values, now
+
+    def _read_nodes(self) -> Values:
+        values: Values = {}
+        for node in self.nodes:
+            try:
+                for key, value in node.status().items():
+                    values[key] = values.get(key, 0.0) + float(value)
+            except Exception as exc:  # noqa: BLE001 - a status read must never stop the pipeline
+                log.debug("status of %s failed: %s", type(node).__name__, exc)
+        return values
+
+    def snapshot(self) -> Values:
+        """All numbers now."""
+        now = self.clock()
+        with self._lock:
+            values = dict(self._node_values)
+            values.update(frames_processed=self._frames, active_tracks=self._tracks,
+                          seconds_since_processed=now - (self._last_processed or self.started),
+                          uptime_seconds=now - self.started)
+        source_status = getattr(self.source, "status", None)
+        if callable(source_status):
+            values.update({k: float(v) for k, v in source_status().items()})
+        return values
+
+    def health(self, values: Values | None = None) -> tuple[bool, list[str]]:
+        """``(healthy, problems)``; problems are short sentences, "degraded" ones keep it healthy."""
+        v = self.snapshot() if values is None else values
+        problems, healthy = [], True
+        if v.get("seconds_since_frame", 0.0) > self.stall_seconds:
+            healthy = False
+            problems.append(f"camera stalled: no frame for {v['seconds_since_frame']:.0f} s"
+                            f" ({v.get('reconnects', 0):.0f} reconnects)")
+        elif v["seconds_since_processed"] > self.stall_seconds:
+            healthy = False
+            problems.append(f"pipeline stuck: no frame processed for {v['seconds_since_processed']:.0f} s")
+        if v.get("disk_low", 0.0) > 0:
+            healthy = False
+            problems.append(f"disk low: not writing clips ({v.get('disk_free_mb', 0):.0f} MB free)")
+        if v.get("evidence_pending", 0.0) > self.backlog_items or v.get("evidence_busy_seconds", 0.0) > 60:
+            problems.append(f"degraded: evidence backlog {v.get('evidence_pending', 0):.0f} pending, "
+                            f"worker busy {v.get('evidence_busy_seconds', 0):.0f} s on one item")
+        return healthy, problems
+
+
+def status_line(now: Values, before: Values | None, seconds: float, problems: list[str]) -> str:
+    """One line: rates over the last interval, counters, and what is wrong."""
+    def rate(key: str) -> float:
+        if before is None or seconds <= 0:
+            return 0.0
+        return (now.get(key, 0.0) - before.get(key, 0.0)) / seconds
+
+    parts = [f"in {rate('frames_received'):.1f} fps" if "frames_received" in now else None,
+             f"processed {rate('frames_processed'):.1f} fps",
+             f"dropped {now.get('frames_dropped', 0):.0f}" if "frames_dropped" in now else None,
+             f"tracks {now.get('active_tracks', 0):.0f}",
+             f"open events {now.get('open_events', 0):.0f}",
+             f"outbox pending {now.get('evidence_pending', 0):.0f}" if "evidence_pending" in now else None,
+             f"reconnects {now.get('reconnects', 0):.0f}" if "reconnects" in now else None]
+    line = "status: " + ", ".join(p for p in parts if p)
+    return line + (" | " + "; ".join(problems).upper() if problems else "")
+
+
+class StatusReporter:
+    """Logs the status line every ``interval`` seconds and serves ``/metrics`` and ``/health``.
+
+    Use as a context manager around the run. The HTTP server binds ``host`` (loopback
+    by default: metrics are not for the whole network unless asked); port 0 picks a
+    free port, see :attr:`port`.
+
+    Args:
+        board: The numbers.
+        interval: Seconds between status lines; 0 disables them.
+        port: HTTP port; None disables the server.
+        host: Address to bind.
+    """
+
+    def __init__(self, board: StatusBoard, interval: float = 10.0, port: int | None = None,
+                 host: str = "127.0.0.1") -> None:
+        self.board, self.interval, self.host = board, interval, host
+        self.port = port
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def __enter__(self) -> StatusReporter:
+        if self.interval > 0:
+            self._threads.append(threading.Thread(target=self._log_loop, name="vizoflow-status", daemon=True))
+        if self.port is not None:
+            try:
+                self._server = ThreadingHTTPServer((self.host, self.port), _handler(self.board))
+            except OSError as exc:
+                raise ConfigError(f"status.port: cannot serve on {self.host}:{self.port}: {exc.strerror or exc}") from None
+            self._server.daemon_threads = True
+            self.port = self._server.server_address[1]
+            self._threads.append(threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                                  name="vizoflow-status-http", daemon=True))
+            log.info("status on http://%s:%d/metrics and /health", self.host, self.port)
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _log_loop(self) -> None:
+        before, then = None, time.monotonic()
+        while not self._stop.wait(self.interval):
+            now_t = time.monotonic()
+            values = self.board.snapshot()
+            healthy, problems = self.board.health(values)
+            line = status_line(values, before, now_t - then, problems)
+            (log.info if healthy and not problems else log.warning)("%s", line)
+            before, then = values, now_t
+
+
+def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    class BoardCollector:
+        def collect(self):  # noqa: ANN202 - prometheus_client protocol
+            values = board.snapshot()
+            healthy, _ = board.health(values)
+            yield GaugeMetricFamily("vizoflow_healthy", "1 when camera, pipeline and disk are fine", value=healthy)
+            for key, value in sorted(values.items()):
+                yield GaugeMetricFamily(f"vizoflow_{key}", key.replace("_", " "), value=value)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BoardCollector())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            if self.path.split("?")[0] == "/metrics":
+                body, code, kind = generate_latest(registry), 200, "text/plain; version=0.0.4"
+            elif self.path.split("?")[0] in ("/health", "/healthz"):
+                healthy, problems = board.health()
+                body = json.dumps({"status": "ok" if healthy else "unhealthy", "problems": problems}).encode()
+                code, kind = (200 if healthy else 503), "application/json"
+            else:
+                body, code, kind = b"not found: try /metrics or /health\n", 404, "text/plain"
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # scrapes every few seconds: keep them out of the log
+            pass
+
+    return Handler
