@@ -51,6 +51,34 @@ def write_video(path: Path, frames: int, fps: float = 10.0, size: tuple[int, int
     return path
 
 
+BATCH_CLIPS = ("caviar-shop-front", "tud-campus")
+
+
+@pytest.fixture(scope="session")
+def demo_batch(tmp_path_factory):
+    """The demo site in batch mode over an archive of two shared clips (symlinks), with a
+    private track cache and the shared labels: ``(root, common CLI args, first result)``."""
+    root = tmp_path_factory.mktemp("batch")
+    (root / "archive").mkdir()
+    for name in BATCH_CLIPS:
+        (root / "archive" / f"{name}.mp4").symlink_to(clip(name))
+    common = ["+site=demo", "mode=batch", f"source.path={root}/archive", f"batch.cache_dir={root}/cache",
+              f"evidence.dir={root}/segments", "runtime.progress=false",
+              f"eval.labels={ROOT / 'data' / 'labels' / 'shared.csv'}"]
+    first = run_cli(*common, f"output_dir={root}/first")
+    assert first.returncode == 0, first.stderr
+    return root, common, first
+
+
+@pytest.fixture(scope="session")
+def demo_sweep(demo_batch) -> Path:
+    """A three-point sweep of the unattended threshold over ``demo_batch``, from the track cache."""
+    root, common, _ = demo_batch
+    sweep = run_cli("--multirun", *common, f"hydra.sweep.dir={root}/sweep", "rules.unattended.seconds=1,2,4")
+    assert sweep.returncode == 0, sweep.stderr
+    return root / "sweep"
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vizoflow`` as a user would and capture its output."""
     full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +65,9 @@ def versions() -> dict[str, str]:
 def graceful_signals(stop: Callable[[], None]) -> Iterator[None]:
     """First SIGINT/SIGTERM asks the run to stop cleanly; a second one exits at once."""
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # e.g. a Ray worker: signals are not ours
+        yield
+        return
 
     def handler(signum: int, _frame: object) -> None:
         if received:
@@ -93,12 +97,20 @@ def build_source(cfg: DictConfig) -> Any:
         raise ConfigError(f"cannot build source {cfg.source.get('_target_')}: {cause}") from None
 
 
-def run_pipeline(cfg: DictConfig) -> RunStats:
-    """Build source and graph from ``cfg``, run them, and write ``run.json``."""
+def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any]] | None = None,
+                 extra: dict[str, Any] | None = None) -> RunStats:
+    """Build source and graph from ``cfg`` (unless given), run them, and write ``run.json``.
+
+    Args:
+        cfg: The composed config.
+        source: A ready source instead of ``cfg.source`` (the track cache).
+        nodes: Ready ``(name, node)`` pairs instead of ``cfg.graph``.
+        extra: More fields for ``run.json``.
+    """
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source = build_source(cfg)
-    nodes = build_nodes(cfg.graph)
+    source = build_source(cfg) if source is None else source
+    nodes = build_nodes(cfg.graph) if nodes is None else nodes
     board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch)
@@ -112,6 +124,7 @@ def run_pipeline(cfg: DictConfig) -> RunStats:
             "started": started,
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),
+            **(extra or {}),
         })
     return runtime.stats
 
@@ -172,6 +185,24 @@ def summarize(stats: RunStats, out: Path) -> str:
     return "\n".join(lines)
 
 
+def batch_summary(results: list[Any], out: Path, cfg: DictConfig) -> str:
+    """Per-video lines, totals, and the evaluation table when there is one."""
+    lines = [f"  {r.name:<28} {r.status:<8} {r.frames:6d} frames {r.seconds:7.1f} s"
+             + (" (from track cache)" if r.from_cache else "") + (f": {r.error}" if r.error else "") for r in results]
+    done = sum(r.status == "ok" for r in results)
+    lines.insert(0, f"vizoflow batch: {done} processed, {sum(r.status == 'skipped' for r in results)} already done, "
+                    f"{sum(r.status == 'failed' for r in results)} failed")
+    evaluation = out / "evaluation.parquet"
+    if cfg.eval.labels and evaluation.exists():
+        import polars as pl
+
+        with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=3):
+            lines.append(f"events against {cfg.eval.labels} (temporal IoU >= {cfg.eval.iou}):")
+            lines.append(str(pl.read_parquet(evaluation)))
+    lines.append(f"outputs in {out}: per-video folders, tracks.parquet, events.parquet, batch.json")
+    return "\n".join(lines)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
     """Hydra entry point; dispatches on ``cfg.mode``.
@@ -184,12 +215,20 @@ def app(cfg: DictConfig) -> None:
         if mode == "run":
             stats = run_pipeline(cfg)
             print(summarize(stats, Path(cfg.output_dir)), file=sys.stderr)
+        elif mode == "batch":
+            from vizoflow.batch import BatchRunner
+
+            runner = BatchRunner(cfg)
+            results = runner.run()
+            print(batch_summary(results, runner.out, cfg), file=sys.stderr)
+            if any(r.status == "failed" for r in results):
+                raise SystemExit(1)
         elif mode == "snapshot":
             print(f"zones drawn on the first frame: {snapshot(cfg)}", file=sys.stderr)
         elif mode == "outbox":
             print(outbox_status(cfg))
         else:
-            raise ConfigError(f"unknown mode '{mode}' (choose: run, snapshot, outbox)")
+            raise ConfigError(f"unknown mode '{mode}' (choose: run, batch, snapshot, outbox)")
     except (VizoflowError, OmegaConfBaseException) as exc:
         if os.environ.get(FULL_ERROR_FLAG) == "1":
             raise

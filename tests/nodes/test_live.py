@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,53 +14,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import av
 import polars as pl
 import pytest
 
 from tests.conftest import ROOT, clip
+from tests.rtsp_camera import Camera, free_port, write_annexb
 from vizoflow.errors import ConfigError
 from vizoflow.nodes.live import LiveSource, redact_url
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def annexb(tmp_path_factory) -> Path:
-    """The intel clip's H.264 as a raw byte stream, which the server can loop."""
-    out = tmp_path_factory.mktemp("rtsp") / "clip.h264"
-    with av.open(str(clip("intel-one-by-one"))) as c, open(out, "wb") as fh:
-        stream = c.streams.video[0]
-        bsf = av.BitStreamFilterContext("h264_mp4toannexb", stream)
-        for packet in c.demux(stream):
-            for p in bsf.filter(packet):
-                fh.write(bytes(p))
-    return out
-
-
-class Camera:
-    """Starts and stops the GStreamer RTSP server process."""
-
-    def __init__(self, path: Path, port: int) -> None:
-        self.path, self.port, self.proc = path, port, None
-        self.url = f"rtsp://127.0.0.1:{port}/cam"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.path), str(self.port), "10"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        assert line.strip() == "ready", self.proc.stderr.read()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+    return write_annexb(clip("intel-one-by-one"), tmp_path_factory.mktemp("rtsp") / "clip.h264")
 
 
 @pytest.fixture

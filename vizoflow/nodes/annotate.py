@@ -58,6 +58,8 @@ class PreviewWriter:
         fps: Nominal frame rate of the preview.
     """
 
+    needs_video = True  # draws on pixels: left out when replaying the track cache
+
     def __init__(self, path: str, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0) -> None:
         self._writer = H264Writer(path, fps=fps)
         self._annotator = Annotator(Zones(zones))

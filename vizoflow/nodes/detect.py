@@ -54,6 +54,8 @@ class YoloDetector:
         device: Ultralytics device string (``cpu``).
     """
 
+    needs_video = True  # works on pixels: left out when replaying the track cache
+
     def __init__(self, model: str | None = None, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
                  device: str = "cpu") -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -146,6 +146,8 @@ class EvidenceDelivery:
             outbox's folder (see :mod:`vizoflow.retention`); None keeps every clip.
     """
 
+    needs_video = True  # delivers clips: left out when replaying the track cache
+
     def __init__(self, outbox_path: str, site: str = "default", camera: str = "cam0", upload_url: str | None = None,
                  incident_url: str | None = None, video_url_template: str = "{filename}", poll_seconds: float = 1.0,
                  drain_seconds: float = 30.0, attempts: int = 3, backoff: float = 1.0, timeout_base: float = 10.0,

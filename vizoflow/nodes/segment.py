@@ -69,6 +69,8 @@ class VideoSegmenter:
             (analysis goes on; the status line and health check say so).
     """
 
+    needs_video = True  # cuts clips from pixels: left out when replaying the track cache
+
     DISK_CHECK_SECONDS = 5.0  # free space is re-read at most this often
 
     def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,

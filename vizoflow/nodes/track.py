@@ -37,6 +37,8 @@ class DeepSortTracker:
             smaller is cheaper, see ``docs/accuracy.md``).
     """
 
+    needs_video = True  # its results are what the track cache stores
+
     def __init__(self, max_age: int = 30, n_init: int = 3, max_iou_distance: float = 0.7,
                  max_cosine_distance: float = 0.2, nn_budget: int | None = 100, embedder: str = "openvino",
                  cache_dir: str | None = None, embed_size: int = 224) -> None:
@@ -107,6 +109,8 @@ class ByteTrack:
         minimum_iou_threshold: IoU gate for association.
         high_conf_det_threshold: Split between ByteTrack's first and second association.
     """
+
+    needs_video = True  # its results are what the track cache stores
 
     def __init__(self, lost_track_buffer: int = 30, track_activation_threshold: float = 0.5,
                  minimum_consecutive_frames: int = 3, minimum_iou_threshold: float = 0.1,

@@ -1,0 +1,181 @@
+"""Track cache: detection + tracking results of a video, so rules can be re-run without decoding.
+
+Detection and tracking are 99% of a run's cost; rules, metrics and evaluation are
+cheap. An analyst choosing thresholds re-runs the rules many times on the same
+video, so the tracked boxes of every processed frame are kept as Parquet, keyed by
+the video's *content* (SHA-256, so a renamed copy hits and an edited file misses)
+and by the detector, tracker and stride settings (a change to any invalidates it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import supervision as sv
+
+from vizoflow.frame import Frame
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the stored layout or the meaning of a column changes
+IGNORED_KEYS = {"cache_dir", "device", "prefetch"}  # settings that do not change results
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip(v) for k, v in sorted(value.items()) if k not in IGNORED_KEYS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def cache_key(video_digest: str, detector: Mapping[str, Any], tracker: Mapping[str, Any], stride: int) -> str:
+    """Key of one video under one detector/tracker/stride setting."""
+    settings = json.dumps({"v": CACHE_VERSION, "detector": _strip(detector), "tracker": _strip(tracker),
+                           "stride": stride}, sort_keys=True, default=str)
+    return hashlib.sha256(f"{video_digest}:{settings}".encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached video: every processed frame, with its tracked boxes (none is a row with null track)."""
+
+    key: str
+    table: Path
+    meta: dict[str, Any]
+
+
+class TrackCache:
+    """A folder of ``<key>.parquet`` + ``<key>.json``; written atomically, JSON last (it marks complete).
+
+    Args:
+        directory: Cache folder (created on first write).
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry, or None on a miss (also when half-written or unreadable)."""
+        table, meta = self.directory / f"{key}.parquet", self.directory / f"{key}.json"
+        try:
+            return CacheEntry(key, table, json.loads(meta.read_text())) if table.exists() else None
+        except (OSError, ValueError) as exc:
+            if meta.exists():
+                log.warning("track cache entry %s unreadable (%s): recomputing", key, exc)
+            return None
+
+    def put(self, key: str, frames: pl.DataFrame, meta: dict[str, Any]) -> CacheEntry:
+        """Store one video's frames table and metadata."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        table, info = self.directory / f"{key}.parquet", self.directory / f"{key}.json"
+        tmp = table.with_name(f".{key}.{os.getpid()}.parquet")
+        frames.write_parquet(tmp)
+        os.replace(tmp, table)
+        tmp = info.with_name(f".{key}.{os.getpid()}.json")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, info)
+        return CacheEntry(key, table, meta)
+
+
+class TrackRecorder:
+    """Node after the tracker: collects every frame's tracked boxes, stores them in the cache at the end.
+
+    A frame without tracks is kept as a row with null ``track_id``, because rules
+    need every frame's time (a gap is not the same as nobody there).
+
+    Args:
+        cache: Where to store.
+        key: Cache key of the (single) video this run processes.
+        meta: Metadata stored with it (video path, size, epoch are added from the frames).
+    """
+
+    def __init__(self, cache: TrackCache, key: str, meta: dict[str, Any]) -> None:
+        self.cache, self.key, self.meta = cache, key, dict(meta)
+        self._cols: dict[str, list] = {c: [] for c in ("frame", "timestamp", "track_id", "x1", "y1", "x2", "y2",
+                                                        "confidence")}
+        self._complete = False
+        self._last: Frame | None = None
+
+    def process(self, frame: Frame) -> Frame:
+        """Record this frame's tracks."""
+        det = frame.detections
+        n = len(det)
+        rows = max(n, 1)
+        c = self._cols
+        c["frame"] += [frame.index] * rows
+        c["timestamp"] += [frame.timestamp] * rows
+        if n:
+            c["track_id"] += det.tracker_id.tolist()
+            for i, name in enumerate(("x1", "y1", "x2", "y2")):
+                c[name] += det.xyxy[:, i].tolist()
+            c["confidence"] += (det.confidence if det.confidence is not None else np.ones(n)).tolist()
+        else:
+            for name in ("track_id", "x1", "y1", "x2", "y2", "confidence"):
+                c[name].append(None)
+        self._last = frame
+        return frame
+
+    def finish(self, frame: Frame) -> Frame:
+        """End of stream: the run reached the end of the video, so the recording is complete."""
+        self._complete = True
+        return frame
+
+    def close(self) -> None:
+        """Store the recording, unless the run stopped before the end of the video."""
+        if not self._complete or self._last is None:
+            log.info("track cache not written for %s: the run did not reach the end", self.meta.get("video"))
+            return
+        table = pl.DataFrame(self._cols, schema={"frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
+                                                 "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32,
+                                                 "y2": pl.Float32, "confidence": pl.Float32})
+        width, height = self._last.size
+        self.cache.put(self.key, table, {**self.meta, "name": self._last.video, "width": width, "height": height,
+                                         "epoch": self._last.epoch, "frames": table["frame"].n_unique()})
+
+
+class CachedSource:
+    """Frames rebuilt from a cache entry: timestamps and tracked boxes, no pixels.
+
+    ``frame.image`` is a blank, read-only placeholder of the video's size, so zone
+    checks work and any node that would need real pixels fails loudly instead of
+    drawing on nothing (the batch runner leaves such nodes out).
+    """
+
+    def __init__(self, entry: CacheEntry) -> None:
+        self.entry = entry
+        self.total_frames = int(entry.meta["frames"])
+
+    def __iter__(self) -> Iterator[Frame]:
+        meta = self.entry.meta
+        blank = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (meta["height"], meta["width"], 3))
+        table = pl.read_parquet(self.entry.table)
+        for (index,), rows in table.group_by("frame", maintain_order=True):
+            tracked = rows.filter(pl.col("track_id").is_not_null())
+            det = sv.Detections(xyxy=tracked.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32).reshape(-1, 4),
+                                confidence=tracked["confidence"].to_numpy(),
+                                class_id=np.zeros(len(tracked), dtype=int),
+                                tracker_id=tracked["track_id"].to_numpy().astype(int))
+            yield Frame(video=meta["name"], index=int(index), timestamp=float(rows["timestamp"][0]), image=blank,
+                        detections=det, epoch=float(meta["epoch"]))
+
+    def close(self) -> None:
+        """Nothing to release."""
