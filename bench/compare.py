@@ -21,7 +21,7 @@ from common import FOOTAGE, SETTINGS, Measured, run_vizoflow, score, zone_of
 
 from baseline import DEFAULT_MODEL, run_baseline
 
-ROWS = {"(a)": "deepsort stock embedder", "(b)": "deepsort (default)"}
+ROWS = {"deepsort stock embedder": "(a)", "deepsort (default)": "(b)", "defaults, full graph": "(b)"}
 
 
 def main() -> None:
@@ -53,7 +53,6 @@ def main() -> None:
 
     base_fps = statistics.median(m.fps for m in runs["baseline"])
     base_score = score(runs["baseline"][0], args.clip)
-    labels = {v: k for k, v in ROWS.items()}
     print(f"\n{args.clip}: median of {args.reps} runs; ratio = fps / baseline fps; "
           "overhead = share of time outside detector and tracker")
     print(f"{'row':4s} {'setting':28s} {'fps':>6s} {'ratio':>6s} {'overhead':>8s} {'IDF1':>6s} {'HOTA':>6s} {'MOTA':>6s}")
@@ -61,7 +60,7 @@ def main() -> None:
         fps = statistics.median(m.fps for m in runs[name])
         s = score(runs[name][0], args.clip) if name != "baseline" else base_score
         over = "" if name == "baseline" else f"{100 * statistics.median(m.overhead() for m in runs[name]):7.1f}%"
-        row = labels.get(name, "" if name == "baseline" else "(c)")
+        row = ROWS.get(name, "" if name == "baseline" else "(c)")
         metrics = f"{s.idf1:6.1f} {s.hota:6.1f} {s.mota:6.1f}" if s else f"{'-':>6s} {'-':>6s} {'-':>6s}"
         print(f"{row:4s} {name:28s} {fps:6.2f} {fps / base_fps:5.2f}x {over:>8s} {metrics}")
 

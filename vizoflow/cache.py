@@ -167,14 +167,18 @@ class CachedSource:
     def __iter__(self) -> Iterator[Frame]:
         meta = self.entry.meta
         blank = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (meta["height"], meta["width"], 3))
-        table = pl.read_parquet(self.entry.table)
-        for (index,), rows in table.group_by("frame", maintain_order=True):
-            tracked = rows.filter(pl.col("track_id").is_not_null())
-            det = sv.Detections(xyxy=tracked.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32).reshape(-1, 4),
-                                confidence=tracked["confidence"].to_numpy(),
-                                class_id=np.zeros(len(tracked), dtype=int),
-                                tracker_id=tracked["track_id"].to_numpy().astype(int))
-            yield Frame(video=meta["name"], index=int(index), timestamp=float(rows["timestamp"][0]), image=blank,
+        table = pl.read_parquet(self.entry.table)  # rows are grouped by frame, in frame order
+        frames = table["frame"].to_numpy()
+        times = table["timestamp"].to_numpy()
+        ids = table["track_id"].fill_null(-1).to_numpy()
+        boxes = table.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32)
+        conf = table["confidence"].fill_null(0.0).to_numpy().astype(np.float32)
+        starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+        for start, end in zip(starts, np.r_[starts[1:], len(frames)]):
+            keep = slice(start, end) if ids[start] >= 0 else slice(start, start)  # a null row: no tracks
+            det = sv.Detections(xyxy=boxes[keep], confidence=conf[keep], class_id=np.zeros(len(ids[keep]), dtype=int),
+                                tracker_id=ids[keep].astype(int))
+            yield Frame(video=meta["name"], index=int(frames[start]), timestamp=float(times[start]), image=blank,
                         detections=det, epoch=float(meta["epoch"]))
 
     def close(self) -> None:

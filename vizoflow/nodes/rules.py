@@ -174,7 +174,8 @@ def _people(frame: Frame, role: str) -> sv.Detections:
     roles = det.data.get("role")
     if roles is None:
         return det if role == CUSTOMER else det[np.zeros(len(det), dtype=bool)]
-    return det[np.asarray(roles) == role]
+    mask = np.asarray(roles) == role
+    return det if mask.all() else det[mask]  # slicing Detections is slow; most frames need none
 
 
 def _box(det: sv.Detections, i: int) -> Box:
