@@ -7,16 +7,18 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from tests.conftest import clip
+from tests.conftest import ROOT, clip
 from vizoflow.cli import CONF_DIR, build_source
 from vizoflow.graph import build_nodes
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}
 SITES = GROUPS.pop("site")
+EXPERIMENTS = GROUPS.pop("experiment")
 
 
 def test_every_yaml_is_covered():
-    covered = {f"{g}/{o}" for g, opts in GROUPS.items() for o in opts} | {f"site/{s}" for s in SITES}
+    covered = ({f"{g}/{o}" for g, opts in GROUPS.items() for o in opts} | {f"site/{s}" for s in SITES}
+               | {f"experiment/{e}" for e in EXPERIMENTS})
     on_disk = {str(p.relative_to(CONF_DIR).with_suffix("")) for p in CONF_DIR.glob("*/*.yaml")}
     assert covered == on_disk and "site/demo" in covered
 
@@ -46,3 +48,13 @@ def test_site_composes_and_its_whole_graph_builds(compose_cfg, site, monkeypatch
         getattr(node, "close", lambda: None)()
     source.close()
     assert Path(cfg.output_dir).exists()
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_into_a_batch_with_existing_labels(compose_cfg, experiment):
+    from vizoflow.batch import BatchRunner
+    from vizoflow.evaluate import load_labels
+
+    cfg = compose_cfg("+site=intel_table", f"+experiment={experiment}")
+    assert cfg.mode == "batch" and BatchRunner(cfg).videos
+    assert load_labels(ROOT / cfg.eval.labels).height > 0
