@@ -92,3 +92,16 @@ def test_ray_executor_gives_the_same_results_as_local(demo_batch):
     for table in ("events", "tracks", "evaluation"):
         a, b = (pl.read_parquet(root / run / f"{table}.parquet") for run in ("first", "ray"))
         assert a.equals(b), table
+
+
+def test_video_names_are_paths_below_the_batch_root_and_stable(tmp_path):
+    from vizoflow.batch import video_names
+
+    for sub in ("cam1", "cam2"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "video.mp4").write_bytes(b"")
+    videos = sorted(tmp_path.glob("*/video.mp4"))
+    assert video_names(videos, f"{tmp_path}/*/video.mp4") == ["cam1__video", "cam2__video"]
+    assert video_names(videos, f"{tmp_path}/cam*/*.mp4") == ["cam1__video", "cam2__video"]
+    assert video_names(videos[:1], f"{tmp_path}/cam1") == ["video"]
+    assert video_names(videos[:1], str(videos[0])) == ["video"]

@@ -51,13 +51,22 @@ class VideoResult:
     error: str | None = None
 
 
-def video_names(videos: list[Path]) -> list[str]:
-    """A unique, readable folder name per video: the stem, or the path below the common folder."""
-    stems = [v.stem for v in videos]
-    if len(set(stems)) == len(stems):
-        return stems
-    common = Path(os.path.commonpath([v.resolve().parent for v in videos]))
-    return ["__".join(v.resolve().relative_to(common).with_suffix("").parts) for v in videos]
+def video_names(videos: list[Path], source: str) -> list[str]:
+    """A stable, unique folder name per video: its path below the batch root, ``/`` as ``__``.
+
+    The root is the folder given, or the part of a glob before its first wildcard, so
+    names do not change when files are added (a resumed batch finds its folders).
+    """
+    if Path(source).is_file():
+        return [videos[0].stem]
+    magic = next((i for i, ch in enumerate(source) if ch in "*?["), None)
+    if magic is None:  # a folder
+        root = Path(source)
+    else:  # "/a/b/*.mp4" -> /a/b ; "/a/cam*/x.mp4" -> /a
+        prefix = source[:magic]
+        root = Path(prefix) if prefix.endswith("/") else Path(prefix).parent
+    root = Path(os.path.abspath(root))  # abspath, not resolve: symlinked videos stay below the root
+    return ["__".join(Path(os.path.abspath(v)).relative_to(root).with_suffix("").parts) for v in videos]
 
 
 def needs_video(node_cfg: Any) -> bool:
@@ -94,7 +103,7 @@ class BatchRunner:
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
         self.videos = expand_videos(str(cfg.source.path))
-        self.names = video_names(self.videos)
+        self.names = video_names(self.videos, str(cfg.source.path))
 
     def run(self) -> list[VideoResult]:
         """Process (or skip) every video, merge the tables, evaluate when labels are given."""
