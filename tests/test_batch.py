@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import polars as pl
-import pytest
 
 from tests.conftest import BATCH_CLIPS as CLIPS
 from tests.conftest import run_cli
