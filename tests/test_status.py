@@ -155,3 +155,18 @@ def test_status_lines_are_logged_periodically(caplog):
             while len([r for r in caplog.records if r.getMessage().startswith("status:")]) < 2:
                 assert time.monotonic() < deadline, "no status lines within 5 s"
                 time.sleep(0.02)
+
+
+def test_falling_behind_the_camera_is_degraded_not_unhealthy():
+    camera, clock = FakeCamera(), Clock()
+    board = StatusBoard(camera, [], stall_seconds=10, refresh=0, window=30, clock=clock)
+    for second in range(40):  # 10 fps in; 5% dropped for 20 s, then 25%
+        camera.values["frames_received"] = 10 * second
+        camera.values["frames_dropped"] = (second if second < 20 else 20 + 5 * (second - 20)) / 2
+        board.on_batch([frame(1)])
+        clock.t += 1
+    clock.t -= 1
+    healthy, problems = board.health()
+    # the last 30 s are seconds 9..39: 300 frames received, 4.5 -> 57.5 dropped
+    assert board.dropped_share() == pytest.approx(53 / 300)
+    assert healthy and problems == ["degraded: falling behind the camera, 18% of frames dropped in the last 30 s"]

@@ -13,7 +13,9 @@ Health tells the failure modes apart, because the fixes differ:
 * ``pipeline stuck``: frames arrive but none was processed for ``stall_seconds`` (a node hangs);
 * ``disk low``: new clips are not written (free space);
 * ``evidence backlog`` (degraded, still healthy): the camera and analysis are fine but
-  the evidence worker is behind, e.g. blocked on the upload API.
+  the evidence worker is behind, e.g. blocked on the upload API;
+* ``falling behind`` (degraded, still healthy): analysis is slower than the camera, so
+  the live source drops frames (over 10% of them in the last ``window`` seconds).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,11 +46,15 @@ class StatusBoard:
         stall_seconds: No frame received / processed for this long is unhealthy.
         backlog_items: Pending evidence items above which evidence is "behind".
         refresh: Seconds between reads of the nodes' numbers.
+        window: Seconds over which the share of dropped camera frames is judged.
         clock: Wall clock (tests).
     """
 
+    DROP_SHARE = 0.10  # dropping more than this share of camera frames is "falling behind"
+
     def __init__(self, source: Any, nodes: Sequence[tuple[str, Any]], stall_seconds: float = 10.0,
-                 backlog_items: int = 20, refresh: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+                 backlog_items: int = 20, refresh: float = 1.0, window: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.source = source
         self.nodes = [node for _, node in nodes if callable(getattr(node, "status", None))]
         self.stall_seconds, self.backlog_items, self.refresh, self.clock = stall_seconds, backlog_items, refresh, clock
@@ -58,17 +65,39 @@ class StatusBoard:
         self._last_processed = 0.0
         self._node_values: Values = {}
         self._refreshed = 0.0
+        self.window = window
+        self._camera: deque[tuple[float, float, float]] = deque()  # (time, received, dropped), last `window` s
 
     def on_batch(self, batch: list[Frame]) -> None:
         """Called by the frame loop after each batch."""
         now = self.clock()
         values = self._read_nodes() if now - self._refreshed >= self.refresh else None
+        camera = self._camera_counts() if values is not None else None
         with self._lock:
             self._frames += len(batch)
             self._tracks = len(batch[-1].detections)
             self._last_processed = now
             if values is not None:
                 self._node_values, self._refreshed = values, now
+            if camera is not None:
+                self._camera.append((now, *camera))
+                while self._camera and now - self._camera[0][0] > self.window:
+                    self._camera.popleft()
+
+    def _camera_counts(self) -> tuple[float, float] | None:
+        source_status = getattr(self.source, "status", None)
+        if not callable(source_status):
+            return None
+        numbers = source_status()
+        return float(numbers.get("frames_received", 0.0)), float(numbers.get("frames_dropped", 0.0))
+
+    def dropped_share(self) -> float:
+        """Share of camera frames dropped over the last ``window`` seconds (0 without a camera)."""
+        with self._lock:
+            if len(self._camera) < 2:
+                return 0.0
+            (_, r0, d0), (_, r1, d1) = self._camera[0], self._camera[-1]
+        return (d1 - d0) / (r1 - r0) if r1 > r0 else 0.0
 
     def _read_nodes(self) -> Values:
         values: Values = {}
@@ -107,6 +136,10 @@ class StatusBoard:
         if v.get("disk_low", 0.0) > 0:
             healthy = False
             problems.append(f"disk low: not writing clips ({v.get('disk_free_mb', 0):.0f} MB free)")
+        share = self.dropped_share()
+        if share > self.DROP_SHARE:
+            problems.append(f"degraded: falling behind the camera, {100 * share:.0f}% of frames dropped "
+                            f"in the last {self.window:.0f} s")
         if v.get("evidence_pending", 0.0) > self.backlog_items or v.get("evidence_busy_seconds", 0.0) > 60:
             problems.append(f"degraded: evidence backlog {v.get('evidence_pending', 0):.0f} pending, "
                             f"worker busy {v.get('evidence_busy_seconds', 0):.0f} s on one item")
