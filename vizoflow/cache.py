@@ -27,7 +27,7 @@ from vizoflow.frame import Frame
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the stored layout or the meaning of a column changes
-IGNORED_KEYS = {"cache_dir", "device", "prefetch"}  # settings that do not change results
+IGNORED_KEYS = {"cache_dir", "device"}  # detector/tracker settings that do not change results
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -77,7 +77,7 @@ def _matches(truth: list[tuple[float, float]], found: list[tuple[float, float]],
                    reverse=True)
     used_t, used_f = set(), set()
     for iou, i, j in pairs:
-        if iou < threshold or iou == 0:
+        if iou < threshold:  # threshold > 0 (score_events checks), so no match without overlap
             break
         if i not in used_t and j not in used_f:
             used_t.add(i)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tqdm import tqdm
 
 from vizoflow.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 class LocalExecutor:

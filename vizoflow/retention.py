@@ -64,6 +64,7 @@ class Retention:
         result = Sweep()
         if self.max_age_hours is None and self.max_total_gb is None:
             return result
+        now = self.clock()
         by_name = {Path(item.segment_path).name: item for item in self.outbox.all()}
         clips = []  # (mtime, size, path, deletable)
         for path in self.directory.glob("*.mp4"):
@@ -75,22 +76,20 @@ class Retention:
             if item is not None:
                 deletable = delivered(item)
             else:  # not in the outbox: an eventless time segment, or a clip about to be recorded
-                deletable = "_time_" in path.name and st.st_mtime < self.clock() - UNRECORDED_GRACE
+                deletable = "_time_" in path.name and st.st_mtime < now - UNRECORDED_GRACE
             clips.append((st.st_mtime, st.st_size, path, deletable))
         clips.sort(key=lambda c: c[0])
         total = sum(size for _, size, _, _ in clips)
-        cutoff = self.clock() - 3600 * self.max_age_hours if self.max_age_hours is not None else float("-inf")
+        cutoff = now - 3600 * self.max_age_hours if self.max_age_hours is not None else float("-inf")
         limit = self.max_total_gb * 2**30 if self.max_total_gb is not None else float("inf")
-        kept = []
         for mtime, size, path, deletable in clips:
             if deletable and (mtime < cutoff or total > limit) and self._delete(path):
                 total -= size
                 result.deleted.append(path.name)
                 result.freed_bytes += size
-            else:
-                kept.append((size, deletable))
+            elif not deletable:
+                result.undeletable_bytes += size
         result.total_bytes = total
-        result.undeletable_bytes = sum(size for size, deletable in kept if not deletable)
         result.over_limit = total > limit
         if result.deleted:
             log.info("retention: deleted %d delivered clip(s), %.1f MB freed", len(result.deleted),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import re
+import shutil
 import threading
 import time
 from collections import deque
