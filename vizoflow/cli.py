@@ -112,8 +112,9 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph) if nodes is None else nodes
     board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
+    watched = bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
-                      on_batch=board.on_batch)
+                      on_batch=board.on_batch if watched else None)
     started = time.time()
     try:
         with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):

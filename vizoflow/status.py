@@ -72,24 +72,22 @@ class StatusBoard:
         """Called by the frame loop after each batch."""
         now = self.clock()
         values = self._read_nodes() if now - self._refreshed >= self.refresh else None
-        camera = self._camera_counts() if values is not None else None
+        camera = self._source_numbers() if values is not None else None
         with self._lock:
             self._frames += len(batch)
             self._tracks = len(batch[-1].detections)
             self._last_processed = now
             if values is not None:
                 self._node_values, self._refreshed = values, now
-            if camera is not None:
-                self._camera.append((now, *camera))
+            if camera:
+                self._camera.append((now, camera.get("frames_received", 0.0), camera.get("frames_dropped", 0.0)))
                 while self._camera and now - self._camera[0][0] > self.window:
                     self._camera.popleft()
 
-    def _camera_counts(self) -> tuple[float, float] | None:
+    def _source_numbers(self) -> Values:
+        """The source's own numbers, read now (a camera reports them; a file source has none)."""
         source_status = getattr(self.source, "status", None)
-        if not callable(source_status):
-            return None
-        numbers = source_status()
-        return float(numbers.get("frames_received", 0.0)), float(numbers.get("frames_dropped", 0.0))
+        return {k: float(v) for k, v in source_status().items()} if callable(source_status) else {}
 
     def dropped_share(self) -> float:
         """Share of camera frames dropped over the last ``window`` seconds (0 without a camera)."""
@@ -117,9 +115,7 @@ class StatusBoard:
             values.update(frames_processed=self._frames, active_tracks=self._tracks,
                           seconds_since_processed=now - (self._last_processed or self.started),
                           uptime_seconds=now - self.started)
-        source_status = getattr(self.source, "status", None)
-        if callable(source_status):
-            values.update({k: float(v) for k, v in source_status().items()})
+        values.update(self._source_numbers())
         return values
 
     def health(self, values: Values | None = None) -> tuple[bool, list[str]]:
