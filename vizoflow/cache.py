@@ -23,6 +23,7 @@ import polars as pl
 import supervision as sv
 
 from vizoflow.frame import Frame
+from vizoflow.nodes.sinks import track_columns
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +118,12 @@ class TrackRecorder:
 
     def process(self, frame: Frame) -> Frame:
         """Record this frame's tracks."""
-        det = frame.detections
-        n = len(det)
-        rows = max(n, 1)
-        c = self._cols
-        c["frame"] += [frame.index] * rows
-        c["timestamp"] += [frame.timestamp] * rows
-        if n:
-            c["track_id"] += det.tracker_id.tolist()
-            for i, name in enumerate(("x1", "y1", "x2", "y2")):
-                c[name] += det.xyxy[:, i].tolist()
-            c["confidence"] += (det.confidence if det.confidence is not None else np.ones(n)).tolist()
+        if len(frame.detections):  # missing confidence replays as 1.0, what the rules assume for it
+            rows = track_columns(frame, missing_confidence=1.0)
         else:
-            for name in ("track_id", "x1", "y1", "x2", "y2", "confidence"):
-                c[name].append(None)
+            rows = {name: [None] for name in self._cols} | {"frame": [frame.index], "timestamp": [frame.timestamp]}
+        for name, values in rows.items():
+            self._cols[name] += values
         self._last = frame
         return frame
 

@@ -68,6 +68,26 @@ class ParquetTableWriter:
         return self.path
 
 
+def track_columns(frame: Frame, missing_confidence: float = float("nan")) -> dict[str, list]:
+    """A frame's tracked boxes as columns ``frame, timestamp, track_id, x1, y1, x2, y2, confidence``.
+
+    Shared by the tracks table and the track cache so both store boxes the same way.
+    """
+    det = frame.detections
+    n = len(det)
+    conf = det.confidence if det.confidence is not None else np.full(n, missing_confidence)
+    return {
+        "frame": [frame.index] * n,
+        "timestamp": [frame.timestamp] * n,
+        "track_id": det.tracker_id.tolist(),
+        "x1": det.xyxy[:, 0].tolist(),
+        "y1": det.xyxy[:, 1].tolist(),
+        "x2": det.xyxy[:, 2].tolist(),
+        "y2": det.xyxy[:, 3].tolist(),
+        "confidence": conf.tolist(),
+    }
+
+
 class TracksSink:
     """Write every tracked box to ``tracks.parquet``.
 
@@ -87,18 +107,7 @@ class TracksSink:
         if det.tracker_id is None or len(det) == 0:
             return frame
         n = len(det)
-        conf = det.confidence if det.confidence is not None else np.full(n, np.nan)
-        self._table.extend({
-            "video": [frame.video] * n,
-            "frame": [frame.index] * n,
-            "timestamp": [frame.timestamp] * n,
-            "track_id": det.tracker_id.tolist(),
-            "x1": det.xyxy[:, 0].tolist(),
-            "y1": det.xyxy[:, 1].tolist(),
-            "x2": det.xyxy[:, 2].tolist(),
-            "y2": det.xyxy[:, 3].tolist(),
-            "confidence": conf.tolist(),
-        }, n)
+        self._table.extend({"video": [frame.video] * n, **track_columns(frame)}, n)
         return frame
 
     def close(self) -> None:
