@@ -37,13 +37,6 @@ def test_a_stalled_stream_does_not_make_staff():
     assert got[-1] == {1: "customer"}
 
 
-def test_tracks_that_never_move_are_static():
-    stream = [frame(i, {1: (400, 300), 2: (300 + 5 * i, 300)}) for i in range(10)]
-    got = roles_over(ZoneRoles(ZONES, staff_zones=[], min_travel=20), stream)
-    assert got[0] == {1: "static", 2: "static"}
-    assert got[9] == {1: "static", 2: "customer"}
-
-
 def test_state_of_long_gone_tracks_is_forgotten():
     node = ZoneRoles(ZONES, staff_zones=["counter"], forget_seconds=5)
     node.process(frame(0, {1: (100, 100)}))

@@ -18,13 +18,15 @@ ZONES = {"store": [[0, 0], [400, 0], [400, 400], [0, 400]], "queue": [[400, 0], 
 
 
 def frame(i: int, people: dict[int, tuple[float, float, str]], video: str = "cam", clock0: float = 0.0,
-          tracked: bool = True) -> Frame:
-    """Frame ``i`` at 10 fps; ``people`` maps track id to ground point and role."""
+          tracked: bool = True, untrusted: set[int] = frozenset()) -> Frame:
+    """Frame ``i`` at 10 fps; ``people`` maps track id to ground point and role; ``untrusted``
+    tracks are not (yet) trusted to be people by the person filter."""
     ids = list(people)
     xyxy = np.array([[x - 10, y - 40, x + 10, y] for x, y, _ in people.values()], dtype=float).reshape(-1, 4)
     det = sv.Detections(xyxy=xyxy, confidence=np.full(len(ids), 0.8), class_id=np.zeros(len(ids), int),
                         tracker_id=np.array(ids, dtype=int) if tracked else None,
-                        data={"role": np.array([r for *_, r in people.values()])})
+                        data={"role": np.array([r for *_, r in people.values()]),
+                              "trusted": np.array([t not in untrusted for t in ids], dtype=bool)})
     return Frame(video=video, index=i, timestamp=clock0 + i / FPS, image=IMAGE, detections=det)
 
 
@@ -129,9 +131,52 @@ def test_untracked_detections_never_count():
     assert run(InteractionRule(max_distance=50, min_seconds=1.0), stream) == []
 
 
-def test_static_tracks_and_staff_are_not_unattended_customers():
-    stream = [frame(i, {3: (100, 100, "static"), 4: (300, 100, "staff")}) for i in range(100)]
+def test_untrusted_tracks_and_staff_are_not_unattended_customers():
+    stream = [frame(i, {3: (100, 100, "customer"), 4: (300, 100, "staff")}, untrusted={3}) for i in range(100)]
     assert run(UnattendedRule(zones=ZONES, zone="store", seconds=1.0), stream) == []
+
+
+def test_an_interaction_starts_when_it_began_even_if_staff_is_recognised_later():
+    # the cashier (1) stands by the customer (2) from 0 s but is known as staff only at 5 s
+    stream = [frame(i, {1: (100, 100, "staff" if i >= 50 else "customer"), 2: (120, 100, "customer")})
+              for i in range(100)]
+    events = run(InteractionRule(max_distance=50, min_seconds=2.0, gap_seconds=1.0), stream)
+    assert phases(events) == [(50, "start"), (None, "end")]  # said at 5 s ...
+    start = events[0][1]
+    assert start.started_at == pytest.approx(0.0) and start.track_ids == (1, 2)  # ... from 0 s, (staff, customer)
+    assert events[1][1].duration == pytest.approx(9.9)
+    assert start.event_id.endswith("-1-2")
+
+
+def test_an_interaction_waits_for_trust_but_keeps_its_start():
+    # the customer (2) is trusted to be a person only from 3 s; the pair is close from 1 s
+    stream = [frame(i, {1: (100, 100, "staff"), 2: ((120 if i >= 10 else 400), 100, "customer")},
+                    untrusted={2} if i < 30 else set()) for i in range(60)]
+    events = run(InteractionRule(max_distance=50, min_seconds=1.0, gap_seconds=1.0), stream)
+    assert phases(events) == [(30, "start"), (None, "end")]
+    assert events[0][1].started_at == pytest.approx(1.0)
+
+
+def test_never_trusted_never_interacts():
+    stream = [frame(i, {1: (100, 100, "staff"), 2: (120, 100, "customer")}, untrusted={2}) for i in range(100)]
+    assert run(InteractionRule(max_distance=50, min_seconds=1.0), stream) == []
+
+
+def test_two_customers_together_are_not_an_interaction():
+    stream = [frame(i, {1: (100, 100, "customer"), 2: (120, 100, "customer")}) for i in range(100)]
+    assert run(InteractionRule(max_distance=50, min_seconds=1.0), stream) == []
+
+
+def test_one_customer_served_by_two_cashiers_gives_two_interactions():
+    stream = [frame(i, {1: (100, 100, "staff"), 3: (140, 100, "staff"), 2: (120, 100, "customer")}) for i in range(40)]
+    events = run(InteractionRule(max_distance=50, min_seconds=1.0), stream)
+    assert sorted(e.track_ids for _, e in events if e.phase == "start") == [(1, 2), (3, 2)]
+
+
+def test_untrusted_people_do_not_make_a_queue():
+    people = {k: (450 + 30 * k, 100, "customer") for k in (1, 2, 3)}
+    stream = [frame(i, people, untrusted={3}) for i in range(100)]
+    assert run(QueueRule(zones=ZONES, zone="queue", min_people=3, min_seconds=1.0), stream) == []
 
 
 def test_a_new_video_ends_open_events_with_their_own_times():

@@ -40,8 +40,10 @@ class Annotator:
             return image
         if det.tracker_id is None:
             return self._boxes.annotate(image, det)
-        roles = det.data.get("role")
-        labels = [f"#{tid}" + (f" {roles[i]}" if roles is not None else "") for i, tid in enumerate(det.tracker_id)]
+        roles, trusted = det.data.get("role"), det.data.get("trusted")
+        labels = [f"#{tid}" + (f" {roles[i]}" if roles is not None else "")
+                  + (" ?" if trusted is not None and not trusted[i] else "")  # not (yet) trusted to be a person
+                  for i, tid in enumerate(det.tracker_id)]
         image = self._boxes.annotate(image, det)
         return self._labels.annotate(image, det, labels=labels)
 

@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from vizoflow.frame import Frame
-from vizoflow.geometry import ground_points
 from vizoflow.zones import Zones
 
-STAFF, CUSTOMER, STATIC = "staff", "customer", "static"
+STAFF, CUSTOMER = "staff", "customer"
 
 
 class ZoneRoles:
@@ -21,27 +20,27 @@ class ZoneRoles:
     between two sightings counts only up to ``max_step`` seconds, so a stalled stream
     does not make someone staff.
 
-    Optionally, a track that has never moved ``min_travel`` pixels from where it was
-    first seen is labelled ``static``: mannequins and posters that a COCO detector
-    takes for people never walk in, customers do. Rules ignore ``static`` tracks.
+    A role is known only after ``min_seconds``: until then a cashier is a customer.
+    Rules do not lose that time: they keep every candidate from the moment its
+    condition held and start the event once the roles fit (see
+    :mod:`vizoflow.nodes.rules`). Which tracks are people at all is
+    :class:`~vizoflow.nodes.filters.PersonFilter`'s job.
 
     Args:
         zones: The site's zones, name to polygon.
         staff_zones: Names of the zones where only staff go.
         min_seconds: Time in staff zones that makes a track staff.
-        min_travel: Pixels a track must move to count at all (0: off).
         max_step: Longest gap between sightings that still counts as time in a zone.
         forget_seconds: Tracks unseen this long are forgotten, so memory stays flat live.
     """
 
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], staff_zones: Sequence[str] = (),
-                 min_seconds: float = 5.0, min_travel: float = 0.0, max_step: float = 1.0,
+                 min_seconds: float = 5.0, max_step: float = 1.0,
                  forget_seconds: float = 300.0) -> None:
         self.zones = Zones(zones)
         self.zones.require(staff_zones, "roles.staff_zones")
         self.staff_zones = list(staff_zones)
         self.min_seconds = min_seconds
-        self.min_travel = min_travel
         self.max_step = max_step
         self.forget_seconds = forget_seconds
         self._video: str | None = None
@@ -50,8 +49,6 @@ class ZoneRoles:
     def _reset(self) -> None:
         self._staff_time: dict[int, float] = {}
         self._last_seen: dict[int, float] = {}
-        self._origin: dict[int, np.ndarray] = {}
-        self._moved: set[int] = set()
         self._staff: set[int] = set()
 
     def process(self, frame: Frame) -> Frame:
@@ -67,7 +64,6 @@ class ZoneRoles:
         inside = np.zeros(len(det), dtype=bool)
         for name in self.staff_zones:
             inside |= self.zones.contains(name, det)
-        points = ground_points(det.xyxy)
         roles = []
         for i, tid in enumerate(det.tracker_id.tolist()):
             last = self._last_seen.get(tid)
@@ -76,13 +72,7 @@ class ZoneRoles:
                 self._staff_time[tid] = self._staff_time.get(tid, 0.0) + min(frame.timestamp - last, self.max_step)
             if self._staff_time.get(tid, 0.0) >= self.min_seconds - 1e-9:
                 self._staff.add(tid)
-            origin = self._origin.setdefault(tid, points[i])
-            if np.hypot(*(points[i] - origin)) >= self.min_travel:
-                self._moved.add(tid)
-            if tid in self._staff:
-                roles.append(STAFF)
-            else:
-                roles.append(CUSTOMER if tid in self._moved else STATIC)
+            roles.append(STAFF if tid in self._staff else CUSTOMER)
         det.data["role"] = np.array(roles, dtype="<U8")
         self._forget(frame.timestamp)
         return frame
@@ -91,7 +81,6 @@ class ZoneRoles:
         """Drop state of tracks not seen for ``forget_seconds``."""
         stale = [tid for tid, seen in self._last_seen.items() if now - seen > self.forget_seconds]
         for tid in stale:
-            for table in (self._staff_time, self._last_seen, self._origin):
+            for table in (self._staff_time, self._last_seen):
                 table.pop(tid, None)
-            self._moved.discard(tid)
             self._staff.discard(tid)

@@ -6,6 +6,13 @@ debouncing is shared (:class:`EpisodeTracker`): a condition must hold for
 ``min_seconds`` before an event starts, and gaps up to ``gap_seconds`` (occlusion,
 missed detections, a stalled stream) do not split it. All times come from
 ``frame.timestamp``, so a clip gives the same events read as a file or streamed.
+
+Evidence arrives late: a track is known to be staff only after ``staff.min_seconds``
+behind the counter, and a person only once :class:`~vizoflow.nodes.filters.PersonFilter`
+trusts it. Rules therefore follow every candidate from the moment its condition held
+and mark an observation ``ready`` once roles and trust fit; an event starts when it is
+ready and has held long enough, with ``started_at`` the moment it first held. A cashier
+recognised at 5 s who stood by a customer from 0 s gives an interaction from 0 s.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Observation:
     ids: tuple[int, ...]
     boxes: tuple[Box, ...]
     confidence: float
+    ready: bool = True  # roles and trust fit: the event may start (see the module docstring)
 
 
 @dataclass(slots=True)
@@ -94,7 +102,7 @@ class EpisodeTracker:
             if ep is None:
                 ep = self.episodes[key] = Episode(first=t, last=t, start_obs=obs)
             ep.add(t, obs)
-            if not ep.started and self._due(ep.last - ep.first):
+            if not ep.started and obs.ready and self._due(ep.last - ep.first):
                 ep.started, ep.last_emit, ep.start_obs = True, t, obs
                 events.append(self._event(frame, key, ep, "start"))
             elif ep.started and self.update_seconds and t - ep.last_emit >= self.update_seconds - EPS:
@@ -116,7 +124,7 @@ class EpisodeTracker:
 
     def _event(self, frame: Frame, key: Hashable, ep: Episode, phase: str) -> Event:
         stamp = datetime.fromtimestamp(frame.epoch + ep.first, tz=timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-        name = "-".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+        name = str(key) if self.kind == "queue" else "-".join(str(i) for i in ep.start_obs.ids)
         details: dict[str, object] = {}
         if self.kind == "queue":
             details = {"max_length": ep.max_size,
@@ -166,15 +174,31 @@ class _Rule:
         return {"open_events": sum(ep.started for ep in self.tracker.episodes.values())}
 
 
-def _people(frame: Frame, role: str) -> sv.Detections:
-    """Confirmed tracks with ``role`` (everyone is a customer when no roles node ran)."""
-    det = frame.detections
-    if det.tracker_id is None or len(det) == 0:
-        return det[np.zeros(len(det), dtype=bool)]
+def _roles(det: sv.Detections) -> np.ndarray:
+    """Each track's role (everyone is a customer when no roles node ran)."""
     roles = det.data.get("role")
-    if roles is None:
-        return det if role == CUSTOMER else det[np.zeros(len(det), dtype=bool)]
-    mask = np.asarray(roles) == role
+    return np.asarray(roles) if roles is not None else np.full(len(det), CUSTOMER)
+
+
+def _trusted(det: sv.Detections) -> np.ndarray:
+    """Whether each track is trusted to be a person (everyone, when no filter node ran)."""
+    trusted = det.data.get("trusted")
+    return np.asarray(trusted, dtype=bool) if trusted is not None else np.ones(len(det), dtype=bool)
+
+
+def _tracked(frame: Frame) -> sv.Detections:
+    det = frame.detections
+    return det if det.tracker_id is not None else det[np.zeros(len(det), dtype=bool)]
+
+
+def _people(frame: Frame, role: str, trusted_only: bool = False) -> sv.Detections:
+    """Tracks with ``role`` (and trusted, if asked)."""
+    det = _tracked(frame)
+    if len(det) == 0:
+        return det
+    mask = _roles(det) == role
+    if trusted_only:
+        mask &= _trusted(det)
     return det if mask.all() else det[mask]  # slicing Detections is slow; most frames need none
 
 
@@ -189,43 +213,75 @@ def _conf(det: sv.Detections, idx: Sequence[int]) -> float:
 class InteractionRule(_Rule):
     """Staff and customer standing within ``max_distance`` for at least ``min_seconds``.
 
+    Every pair of tracks standing close is followed, whatever their roles, so that an
+    interaction begins when the two first stood together even if the cashier was
+    recognised as staff later; it starts once one is staff, the other a customer, and
+    both are trusted people. ``track_ids`` are ``(staff, customer)``.
+
+    At a checkout, distance alone misleads: the cashier of the next lane stands back to
+    back with this lane's customers, closer than this lane's own cashier. ``pairs``
+    names, per staff zone, the customer zone it serves (``{cashier_1: lane_1}``); with
+    it, only a staff member in a paired staff zone and a customer in its customer zone
+    (and within ``max_distance``) interact.
+
     Args:
         max_distance: Ground-point distance, pixels, or metres with ``calibration``.
         min_seconds: Time close together before it counts as an interaction.
         gap_seconds: Interruptions up to this long do not split an interaction.
         update_seconds: Periodic ``update`` events while it lasts (None: off).
         calibration: Optional floor calibration, see :class:`~vizoflow.geometry.FloorMap`.
+        zones: The site's zones (needed with ``pairs``).
+        pairs: Staff zone to the customer zone it serves; None: anywhere within ``max_distance``.
     """
 
     def __init__(self, max_distance: float = 120.0, min_seconds: float = 3.0, gap_seconds: float = 2.0,
-                 update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+                 update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
+                 zones: Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None) -> None:
         super().__init__()
         if max_distance <= 0:
             raise ConfigError(f"interaction.max_distance must be > 0, got {max_distance}")
+        if pairs:
+            self.zones = Zones(zones)
+            self.zones.require([*pairs.keys(), *pairs.values()], "interaction.pairs")
+        self.pairs = dict(pairs or {})
         self.max_distance = max_distance
         self.floor = FloorMap(calibration)
         self.tracker = EpisodeTracker("interaction", min_seconds, gap_seconds, update_seconds)
 
     def observe(self, frame: Frame) -> dict[Hashable, Observation]:
-        staff, customers = _people(frame, STAFF), _people(frame, CUSTOMER)
-        if len(staff) == 0 or len(customers) == 0:
+        people = _tracked(frame)
+        if len(people) < 2:
             return {}
-        ps = self.floor.to_floor(ground_points(staff.xyxy))
-        pc = self.floor.to_floor(ground_points(customers.xyxy))
-        dist = np.linalg.norm(ps[:, None, :] - pc[None, :, :], axis=2)
+        roles, trusted, ids = _roles(people), _trusted(people), people.tracker_id.tolist()
+        points = self.floor.to_floor(ground_points(people.xyxy))
+        close = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) <= self.max_distance
+        if self.pairs:
+            close &= self._paired(people)
         out: dict[Hashable, Observation] = {}
-        for i, j in zip(*np.nonzero(dist <= self.max_distance)):
-            sid, cid = int(staff.tracker_id[i]), int(customers.tracker_id[j])
-            conf = (_conf(staff, [i]) + _conf(customers, [j])) / 2
-            out[(sid, cid)] = Observation((sid, cid), (_box(staff, i), _box(customers, j)), conf)
+        for i, j in zip(*np.nonzero(np.triu(close, k=1))):
+            if roles[i] == CUSTOMER and roles[j] == STAFF or ids[j] < ids[i] and roles[i] == roles[j]:
+                i, j = j, i  # (staff, customer) once roles fit, else by id: one key per pair
+            ready = bool(roles[i] == STAFF and roles[j] == CUSTOMER and trusted[i] and trusted[j])
+            out[tuple(sorted((ids[i], ids[j])))] = Observation(
+                (ids[i], ids[j]), (_box(people, i), _box(people, j)), _conf(people, [i, j]), ready)
         return out
+
+
+    def _paired(self, people: sv.Detections) -> np.ndarray:
+        """``(N, N)`` symmetric: one of the two stands in a staff zone, the other in the zone it serves."""
+        paired = np.zeros((len(people), len(people)), dtype=bool)
+        for staff_zone, customer_zone in self.pairs.items():
+            a, b = self.zones.contains(staff_zone, people), self.zones.contains(customer_zone, people)
+            paired |= a[:, None] & b[None, :]
+        return paired | paired.T
 
 
 class UnattendedRule(_Rule):
     """A customer in ``zone`` with no staff within ``staff_distance`` for more than ``seconds``.
 
     Ends when staff comes near or the customer leaves (after ``gap_seconds``); the
-    event's ``details.waiting_time`` is how long the customer waited.
+    event's ``details.waiting_time`` is how long the customer waited, counted from when
+    the customer was first seen alone, also before the track was trusted.
 
     Args:
         zones: The site's zones.
@@ -260,15 +316,18 @@ class UnattendedRule(_Rule):
         if len(staff):
             ps = self.floor.to_floor(ground_points(staff.xyxy))
             alone = np.linalg.norm(pc[:, None, :] - ps[None, :, :], axis=2).min(axis=1) > self.staff_distance
+        trusted = _trusted(customers)
         return {int(customers.tracker_id[i]): Observation((int(customers.tracker_id[i]),), (_box(customers, i),),
-                                                          _conf(customers, [i])) for i in np.flatnonzero(alone)}
+                                                          _conf(customers, [i]), bool(trusted[i]))
+                for i in np.flatnonzero(alone)}
 
 
 class QueueRule(_Rule):
     """At least ``min_people`` customers in a queue zone for at least ``min_seconds``.
 
     The event carries ``details.max_length`` and ``details.waits`` (seconds each
-    customer was seen in the queue during the event).
+    customer was seen in the queue during the event). Only trusted people count, so a
+    rack in the queue zone never makes a queue.
 
     Args:
         zones: The site's zones.
@@ -294,7 +353,7 @@ class QueueRule(_Rule):
     def observe(self, frame: Frame) -> dict[Hashable, Observation]:
         if self.zone is None:
             return {}
-        customers = _people(frame, CUSTOMER)
+        customers = _people(frame, CUSTOMER, trusted_only=True)
         if len(customers):
             customers = customers[self.zones.contains(self.zone, customers)]
         if len(customers) < self.min_people:
