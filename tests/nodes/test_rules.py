@@ -226,3 +226,37 @@ def test_zone_outside_the_frame_is_a_config_error():
     rule = UnattendedRule(zones={"store": [[0, 0], [900, 0], [900, 400]]}, zone="store")
     with pytest.raises(ConfigError, match="zone 'store'.*outside the 600x400 frame"):
         rule.process(frame(0, {2: (100, 100, "customer")}))
+
+
+def test_each_queue_zone_is_its_own_queue():
+    zones = {**ZONES, "lane_2": [[0, 0], [100, 0], [100, 100], [0, 100]]}
+    people = {1: (450, 100, "customer"), 2: (480, 100, "customer"), 3: (50, 50, "customer")}
+    events = run(QueueRule(zones=zones, zone=["queue", "lane_2"], min_people=2, min_seconds=1.0), 
+                 [frame(i, people) for i in range(30)])
+    assert [(e.phase, e.track_ids) for _, e in events] == [("start", (1, 2)), ("end", (1, 2))]
+    assert events[0][1].event_id.startswith("queue-") and events[0][1].event_id.endswith("-queue")
+
+
+def test_a_queue_is_dated_from_when_the_people_arrived_not_from_when_they_were_trusted():
+    people = {k: (450 + 30 * k, 100, "customer") for k in (1, 2, 3)}
+    stream = [frame(i, people, untrusted={3} if i < 40 else set()) for i in range(80)]
+    events = run(QueueRule(zones=ZONES, zone="queue", min_people=3, min_seconds=2.0), stream)
+    assert phases(events) == [(40, "start"), (None, "end")]
+    assert events[0][1].started_at == pytest.approx(0.0)
+
+
+def test_interaction_pairs_tie_each_till_to_its_own_lane():
+    # lane 2's cashier (3) stands right behind lane 1's customer (2); lane 1's cashier (1) is further away
+    zones = {"till_1": [[0, 0], [100, 0], [100, 100], [0, 100]], "lane_1": [[100, 0], [300, 0], [300, 100], [100, 100]],
+             "till_2": [[100, 100], [300, 100], [300, 200], [100, 200]]}
+    people = {1: (60, 50, "staff"), 2: (150, 95, "customer"), 3: (150, 105, "staff")}
+    rule = InteractionRule(max_distance=120, min_seconds=1.0, zones=zones, pairs={"till_1": "lane_1"})
+    events = run(rule, [frame(i, people) for i in range(30)])
+    assert {e.track_ids for _, e in events} == {(1, 2)}
+    everywhere = run(InteractionRule(max_distance=120, min_seconds=1.0), [frame(i, people) for i in range(30)])
+    assert {e.track_ids for _, e in everywhere} == {(1, 2), (3, 2)}
+
+
+def test_pairs_must_name_zones():
+    with pytest.raises(ConfigError, match="interaction.pairs: zone 'lane_9' is not defined"):
+        InteractionRule(zones=ZONES, pairs={"store": "lane_9"})

@@ -325,39 +325,48 @@ class UnattendedRule(_Rule):
 class QueueRule(_Rule):
     """At least ``min_people`` customers in a queue zone for at least ``min_seconds``.
 
-    The event carries ``details.max_length`` and ``details.waits`` (seconds each
-    customer was seen in the queue during the event). Only trusted people count, so a
-    rack in the queue zone never makes a queue.
+    Each queue zone (one per checkout lane, say) is its own queue with its own events,
+    named by the zone. The event carries ``details.max_length`` and ``details.waits``
+    (seconds each customer was seen in the queue during the event). A queue starts once
+    ``min_people`` trusted people are in it, dated from when that many people first
+    stood there; a rack in the queue zone never makes a queue nor joins its ids.
 
     Args:
         zones: The site's zones.
-        zone: The queue zone; None switches the rule off (a site without a queue).
-        min_people: Customers needed to call it a queue.
+        zone: The queue zone, or a list of them; None switches the rule off.
+        min_people: Customers needed to call it a queue (at a till, the zone holds the
+            customer being served too).
         min_seconds: How long the queue must last.
         gap_seconds: Dips below ``min_people`` up to this long do not end it.
         update_seconds: Periodic ``update`` events (None: off).
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str | None = "queue", min_people: int = 3,
-                 min_seconds: float = 10.0, gap_seconds: float = 3.0, update_seconds: float | None = None) -> None:
+    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str | Sequence[str] | None = "queue",
+                 min_people: int = 3, min_seconds: float = 10.0, gap_seconds: float = 3.0,
+                 update_seconds: float | None = None) -> None:
         super().__init__()
         if min_people < 1:
             raise ConfigError(f"queue.min_people must be >= 1, got {min_people}")
         self.zones = Zones(zones)
-        if zone is not None:
-            self.zones.require([zone], "queue.zone")
-        self.zone = zone
+        self.queues = [] if zone is None else [zone] if isinstance(zone, str) else list(zone)
+        self.zones.require(self.queues, "queue.zone")
         self.min_people = min_people
         self.tracker = EpisodeTracker("queue", min_seconds, gap_seconds, update_seconds)
 
     def observe(self, frame: Frame) -> dict[Hashable, Observation]:
-        if self.zone is None:
+        if not self.queues:
             return {}
-        customers = _people(frame, CUSTOMER, trusted_only=True)
-        if len(customers):
-            customers = customers[self.zones.contains(self.zone, customers)]
+        customers = _people(frame, CUSTOMER)  # trusted or not yet: a queue begins when the people arrived
+        out: dict[Hashable, Observation] = {}
         if len(customers) < self.min_people:
-            return {}
-        idx = list(range(len(customers)))
-        return {self.zone: Observation(tuple(int(t) for t in customers.tracker_id),
-                                       tuple(_box(customers, i) for i in idx), _conf(customers, idx))}
+            return out
+        trusted = _trusted(customers)
+        for name in self.queues:
+            inside = self.zones.contains(name, customers)
+            if inside.sum() < self.min_people:
+                continue
+            idx = np.flatnonzero(inside & trusted).tolist()  # racks never join a queue's ids
+            conf = _conf(customers, idx or np.flatnonzero(inside).tolist())
+            out[name] = Observation(tuple(int(customers.tracker_id[i]) for i in idx),
+                                    tuple(_box(customers, i) for i in idx), conf, len(idx) >= self.min_people)
+        return out
