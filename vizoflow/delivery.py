@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from vizoflow.errors import UploadError
+from vizoflow.outbox import LOCAL
 
 log = logging.getLogger(__name__)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -43,6 +45,22 @@ def safe_filename(name: object) -> str:
     if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
         raise PermanentError(f"upload answer has an unsafe or missing filename: {str(name)[:80]!r}")
     return name
+
+
+def endpoint_name(url: str | None) -> str:
+    """How the outbox names a destination: ``local`` without a URL, else the URL without
+    credentials, query or fragment (so no secret a URL might carry is stored or logged).
+
+    Two URLs naming the same endpoint compare equal, which is what "never report one
+    incident twice to the same endpoint" is checked against.
+    """
+    if not url:
+        return LOCAL
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host.lower(), parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -147,6 +165,7 @@ class Uploader:
             raise ValueError(f"video_url_template must contain {{filename}}, got {video_url_template!r}")
         self.client, self.url, self.template, self.field = client, url, video_url_template, field
         self.timeout_base, self.timeout_per_mb = timeout_base, timeout_per_mb
+        self.destination = endpoint_name(url)  # what the outbox records as ``uploaded_to``
 
     def timeout_for(self, size: int) -> float:
         """Seconds allowed for a file of ``size`` bytes."""
@@ -180,6 +199,8 @@ class Uploader:
 class LocalStore:
     """Evidence that stays on this machine (no upload URL configured): a ``file://`` URL."""
 
+    destination = LOCAL
+
     def upload(self, path: Path) -> Stored:
         """Point at the local clip instead of uploading it."""
         if not path.is_file():
@@ -200,6 +221,7 @@ class IncidentReporter:
 
     def __init__(self, client: HttpClient | None, url: str | None, local_log: Path | None = None, timeout: float = 15.0) -> None:
         self.client, self.url, self.local_log, self.timeout = client, url, local_log, timeout
+        self.destination = endpoint_name(url if client is not None else None)  # recorded in ``reported_to``
 
     def report(self, payload: dict[str, Any]) -> None:
         """Deliver one incident."""

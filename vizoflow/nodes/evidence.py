@@ -13,7 +13,7 @@ from vizoflow.delivery import (HttpClient, IncidentReporter, LocalStore, Permane
                                TransientError, Uploader, api_key_from_env)
 from vizoflow.events import VideoEvidence
 from vizoflow.frame import Frame
-from vizoflow.outbox import CLIP_WRITTEN, UPLOADED, Item, Outbox
+from vizoflow.outbox import CLIP_WRITTEN, LOCAL, REPORTED, UNKNOWN_REMOTE, UPLOADED, Item, Outbox
 from vizoflow.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,12 @@ class Courier:
     at most the step under way. Linking into ``analytics_metrics.json`` is the metrics
     sink's job (it owns that file).
 
+    Steps are per endpoint: an item is uploaded unless it is already stored at this
+    courier's upload destination (any earlier upload will do when this courier keeps
+    evidence local: a server copy beats a local file), and reported unless this
+    incident endpoint already has it. So an item a re-run adopted goes only to the
+    endpoints that are new to it, keeping its incident id; see ``docs/evidence_reruns.md``.
+
     Args:
         outbox: The outbox.
         store: Uploader, or :class:`LocalStore` when there is no upload URL.
@@ -95,18 +101,42 @@ class Courier:
                 self.busy_since = None
         return moved
 
+    def needs_upload(self, item: Item) -> bool:
+        """Whether ``item``'s clip still has to go to this courier's upload destination."""
+        if item.uploaded_to is None:
+            return True
+        if self.store.destination == LOCAL:
+            return False
+        return item.uploaded_to not in (self.store.destination, UNKNOWN_REMOTE)
+
+    def needs_report(self, item: Item) -> bool:
+        """Whether this courier's incident endpoint has not had ``item``'s incident yet."""
+        where = self.reporter.destination
+        return where not in item.reported_to and not (where != LOCAL and UNKNOWN_REMOTE in item.reported_to)
+
     def _step(self, item: Item) -> int:
         try:
-            if item.state == CLIP_WRITTEN:
-                stored = self.store.upload(Path(item.segment_path))
-                self.outbox.advance(item.id, UPLOADED, uploaded_filename=stored.uploaded_filename,
-                                    video_url=stored.video_url, upload_timestamp=stored.upload_timestamp,
-                                    incident_id=item.incident_id or incident_id_for(item))
-                log.info("uploaded %s as %s", Path(item.segment_path).name, stored.uploaded_filename)
-                item = self.outbox.get(item.id)
-            self.reporter.report(incident_payload(item, self.site, self.camera))
-            self.outbox.advance(item.id, "reported")
-            log.info("incident %s reported (%s %s)", item.incident_id, item.kind, item.event_id)
+            if self.needs_upload(item):
+                clip = Path(item.segment_path)
+                if item.uploaded_remotely and not clip.is_file():
+                    log.warning("%s is no longer on disk (deleted after its upload to %s) and cannot go to %s; "
+                                "%s keeps the earlier upload", clip.name, item.uploaded_to, self.store.destination,
+                                item.incident_id)
+                else:
+                    stored = self.store.upload(clip)
+                    self.outbox.uploaded(item.id, self.store.destination, stored.uploaded_filename, stored.video_url,
+                                         stored.upload_timestamp, item.incident_id or incident_id_for(item))
+                    log.info("uploaded %s as %s", clip.name, stored.uploaded_filename)
+                    item = self.outbox.get(item.id)
+            if self.needs_report(item):
+                self.reporter.report(incident_payload(item, self.site, self.camera))
+                self.outbox.reported(item.id, self.reporter.destination)
+                log.info("incident %s reported (%s %s)", item.incident_id, item.kind, item.event_id)
+            else:
+                self.outbox.advance(item.id, REPORTED)
+                where = self.reporter.destination
+                log.info("incident %s was already reported to %s; not reported again", item.incident_id,
+                         "incidents.jsonl" if where == LOCAL else where)
             return 1
         except PermanentError as exc:
             log.error("evidence %s parked as failed: %s", item.event_id, exc)

@@ -19,7 +19,7 @@ from vizoflow.events import Event, VideoEvidence, iso
 from vizoflow.files import write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import ParquetTableWriter
-from vizoflow.outbox import LINKED, REPORTED, Outbox
+from vizoflow.outbox import FAILED, LINK_DONE, LINK_GONE, LINK_PENDING, LINKED, REPORTED, Item, Outbox
 
 log = logging.getLogger(__name__)
 METRICS_VERSION = "1.1"
@@ -139,16 +139,22 @@ class MetricsCollector:
         self.add_event(event)
 
     def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence) -> bool:
-        """Attach ``video_evidence`` to the entry of ``event_id`` (same track ids); True if found."""
+        """Attach ``video_evidence`` to the entries of ``event_id`` (same track ids); True if found.
+
+        Every matching entry gets it: footage re-run into the same output folder adds
+        the event to the file again, and that entry needs its evidence as well.
+        """
+        found = False
         with self._lock:
             for section, name in (("interaction_metrics", "interaction_times"),
                                   ("unattended_metrics", "unattended_events"), ("queue_metrics", "queue_events")):
                 for entry in self.data[section][name]:
                     if entry.get("event_id") == event_id and entry.get("track_ids") == list(track_ids):
                         entry["video_evidence"] = evidence.to_dict()
-                        self._save()
-                        return True
-        return False
+                        found = True
+            if found:
+                self._save()
+        return found
 
     def _summarize(self) -> None:
         days: dict[str, dict[str, list[float]]] = {}
@@ -215,36 +221,77 @@ class EventsTable:
 
 
 class EvidenceLinker:
-    """Links reported evidence into the metrics file its event was written to.
+    """Links reported evidence into every metrics file its event was written to.
 
-    The seed's ``_link_video_evidence_to_analytics``. An outbox item remembers its
-    metrics file, so evidence from an earlier run (delivered after a restart) lands in
-    that run's file, not in today's.
+    The seed's ``_link_video_evidence_to_analytics``. An outbox item lists its metrics
+    files (one per run that saw the event: a re-run adopts the earlier clip and adds
+    its own file), so evidence delivered after a restart lands in that run's file, and
+    a re-run's file gets the evidence an earlier run delivered. An item is ``linked``
+    once no listed file is pending.
+
+    The running pipeline's own file is written only through ``collector`` (its entry
+    may appear later: an event is written when it ends); another run's file is opened
+    for the moment, and if it or its entry is gone, that link is given up with a warning
+    (``gone``) instead of being tried forever.
 
     Args:
         outbox: The evidence outbox.
-        collector: The collector of the running pipeline (its file is written only through it).
+        collector: The collector of the running pipeline.
     """
 
     def __init__(self, outbox: Outbox, collector: MetricsCollector) -> None:
         self.outbox, self.collector = outbox, collector
+        self._own = str(collector.path.resolve())
 
     def link(self) -> int:
-        """Link every reported item whose metrics entry exists; returns how many were linked."""
+        """Link every reported item into the files it is pending in; returns how many became ``linked``."""
         linked = 0
         for item in self.outbox.due((REPORTED,), now=float("inf")):
+            pending = item.pending_links() if item.links else [self._own]  # rows recorded without a metrics file
             if item.part > 1:  # continuation clips are reported; the entry links the clip with the start
-                self.outbox.advance(item.id, LINKED)
-                continue
-            path = Path(item.event.get("metrics_path") or self.collector.path)
-            collector = self.collector if path.resolve() == self.collector.path.resolve() else MetricsCollector(path)
-            evidence = VideoEvidence(Path(item.segment_path).name, item.uploaded_filename or "", item.video_url or "",
-                                     item.incident_id or "", item.upload_timestamp or "")
-            if collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence):
-                self.outbox.advance(item.id, LINKED)
-                log.info("linked %s to %s in %s", item.incident_id, item.event_id, path.name)
-                linked += 1
+                statuses = dict.fromkeys(pending, LINK_DONE)
+            else:
+                evidence = VideoEvidence(Path(item.segment_path).name, item.uploaded_filename or "",
+                                         item.video_url or "", item.incident_id or "", item.upload_timestamp or "")
+                statuses = {path: status for path in pending if (status := self._link_one(item, path, evidence))}
+            if (pending and not statuses) or not self.outbox.set_links(item.id, statuses, item.video_url):
+                continue  # nothing decided yet, or adopted again meanwhile (the next pass links that)
+            if item.part == 1 and LINK_DONE in statuses.values():
+                log.info("linked %s to %s in %s", item.incident_id, item.event_id,
+                         ", ".join(Path(p).name for p, s in statuses.items() if s == LINK_DONE))
+            linked += self.outbox.get(item.id).state == LINKED
         return linked
+
+    def _link_one(self, item: Item, path: str, evidence: VideoEvidence) -> str | None:
+        """``linked``, ``gone``, or None to try again later (this run's entry is not written yet)."""
+        if Path(path).resolve() == Path(self._own):
+            return LINK_DONE if self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence) else None
+        if not Path(path).is_file():
+            log.warning("%s: metrics file %s is gone; its evidence is not linked there", item.event_id, path)
+            return LINK_GONE
+        try:
+            collector = MetricsCollector(path)
+        except ValueError as exc:
+            log.warning("%s: cannot link into %s: %s", item.event_id, path, exc)
+            return LINK_GONE
+        if collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence):
+            return LINK_DONE
+        log.warning("%s: no such event in %s; its evidence is not linked there", item.event_id, path)
+        return LINK_GONE
+
+    def unlinked(self) -> list[Item]:
+        """Items this run's file still waits for (every state): the events left without ``video_evidence``."""
+        return [item for item in self.outbox.all()
+                if item.part == 1 and item.links.get(self._own) == LINK_PENDING]
+
+    def warn_unlinked(self) -> None:
+        """Say, per event, why this run's file has no ``video_evidence`` for it (called at close)."""
+        for item in self.unlinked():
+            reason = (f"delivery failed: {item.last_error}" if item.state == FAILED else
+                      "not delivered yet; the next run (or mode=outbox +retry=true) links it" if item.state != REPORTED
+                      else "the event is not in the file")
+            log.warning("%s has no video_evidence in %s (%s, %s)", item.event_id, Path(self._own).name,
+                        item.state, reason)
 
 
 class MetricsSink:
@@ -252,6 +299,8 @@ class MetricsSink:
 
     With an outbox, it also links delivered evidence into the metrics file (every
     ``link_seconds`` of wall time and at close), being the one writer of that file.
+    At close, each event still waiting for evidence in this file is logged with the
+    reason (delivery failed or pending), so no event silently lacks ``video_evidence``.
 
     Args:
         metrics_path: ``analytics_metrics.json``.
@@ -292,6 +341,7 @@ class MetricsSink:
         """Link what was delivered, then flush and close everything."""
         if self.linker is not None:
             self.linker.link()
+            self.linker.warn_unlinked()
             self.linker.outbox.close()
         self.logger.close()
         self.table.close()

@@ -27,7 +27,7 @@ import numpy as np
 from vizoflow.errors import ConfigError
 from vizoflow.events import Event
 from vizoflow.frame import Frame
-from vizoflow.outbox import Outbox
+from vizoflow.outbox import ADOPTED, REPLACED, Item, Outbox, has_evidence
 from vizoflow.video import H264Writer
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ SEGMENT_NAME = re.compile(r"^segment_(\d+)_")
 
 @dataclass
 class _Clip:
-    writer: H264Writer
+    writer: H264Writer | None  # None: an earlier run's clip of this part is adopted, nothing is written
     event: Event | None
     part: int
     first_t: float
@@ -44,12 +44,23 @@ class _Clip:
     until: float | None = None  # clip ends at this clock time (event end + post-roll)
     frames: int = 0
     events: list[Event] = field(default_factory=list)  # time mode: events started in the segment
+    adopted: Item | None = None  # the earlier run's outbox row this run links instead of a new clip
 
 
 class VideoSegmenter:
     """Cut H.264 clips around events (or back-to-back) into ``directory``.
 
     Each finished clip is recorded in the outbox (state ``clip_written``) for upload.
+
+    Re-running footage meets event ids the outbox already has (ids come from the video
+    clock). When a part is about to start and the outbox has a row for it whose
+    evidence still exists (the clip file, or its upload on a server), no clip is
+    written: the row is *adopted* when the part would have been finished, i.e. this
+    run's metrics file is added to it and it is made due for delivery to endpoints it
+    has not reached yet. A row whose clip is gone and was never on a server gets the
+    newly written clip instead. So every clip in ``directory`` is owned by a row, and
+    every event of this run gets evidence (``docs/evidence_reruns.md``). An event with
+    no clip at all (disk low, write error) is logged with its id.
 
     Args:
         directory: Where clips go (``segments/``).
@@ -87,8 +98,12 @@ class VideoSegmenter:
         self.mode, self.pre_roll, self.post_roll, self.max_seconds = mode, pre_roll, post_roll, max_seconds
         self.buffer_seconds, self.fps, self.jpeg_quality = buffer_seconds, fps, jpeg_quality
         self.written: list[Path] = []
-        self._counter = max((int(m.group(1)) for p in self.directory.glob("segment_*.mp4")
-                             if (m := SEGMENT_NAME.match(p.name))), default=0)
+        self.adopted: list[tuple[str, int]] = []  # (event_id, part) linked to an earlier run's clip
+        # numbers go on from the folder and from the outbox, so a name is never used twice
+        # (retention may have deleted the clip with the highest number)
+        known = [p.name for p in self.directory.glob("segment_*.mp4")]
+        known += [Path(item.segment_path).name for item in self.outbox.all()] if self.outbox is not None else []
+        self._counter = max((int(m.group(1)) for name in known if (m := SEGMENT_NAME.match(name))), default=0)
         self._queue: queue.Queue[tuple] = queue.Queue(maxsize=queue_size)
         self._ring: deque[tuple[float, bytes]] = deque()
         self._clips: dict[str, _Clip] = {}
@@ -163,7 +178,8 @@ class VideoSegmenter:
                 else:
                     self._close_all()
             except OSError as exc:  # disk full, file system gone: lose the clips, not the pipeline
-                log.error("segment write failed, open clips abandoned: %s", exc)
+                log.error("segment write failed, open clips abandoned (%s): %s",
+                          ", ".join(k for k, c in self._clips.items() if c.writer is not None) or "none", exc)
                 self._abandon_all()
             except Exception as exc:  # noqa: BLE001 - reported to the frame loop
                 log.exception("segment writer failed")
@@ -210,11 +226,18 @@ class VideoSegmenter:
 
     def _open(self, key: str, event: Event | None, begin: float, part: int,
               image_t: float | None = None, image: np.ndarray | None = None) -> None:
+        first = image_t if image_t is not None else next((t for t, _ in self._ring if t >= begin - 1e-6), begin)
+        earlier = self._earlier(event, part)
+        if earlier is not None:
+            self._clips[key] = _Clip(None, event, part, first, adopted=earlier)
+            log.info("event %s was already recorded as %s; linking its earlier evidence into this run",
+                     key if part == 1 else f"{key} part {part}", Path(earlier.segment_path).name)
+            return
         if not self._disk_ok():
             self.skipped += 1
+            log.warning("no clip for %s: the disk is low", key if part == 1 else f"{key} part {part}")
             return
         self._counter += 1
-        first = image_t if image_t is not None else next((t for t, _ in self._ring if t >= begin - 1e-6), begin)
         stamp = datetime.fromtimestamp(self._epoch + first, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
         kind = event.kind if event is not None else "time"
         suffix = "start" if part == 1 else f"part{part}"
@@ -227,15 +250,29 @@ class VideoSegmenter:
             if t >= begin - 1e-6:
                 self._write(clip, t, cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
 
+    def _earlier(self, event: Event | None, part: int) -> Item | None:
+        """The outbox row of this event part if its evidence still exists (then no clip is written)."""
+        if self.outbox is None or event is None or self.mode != "event":
+            return None
+        item = self.outbox.find(event.event_id, part)
+        return item if item is not None and has_evidence(item) else None
+
     def _write(self, clip: _Clip, t: float, image: np.ndarray) -> None:
         if t <= clip.last_t:
             return
-        clip.writer.write(image, t - clip.first_t)
+        if clip.writer is not None:
+            clip.writer.write(image, t - clip.first_t)
         clip.last_t, clip.frames = t, clip.frames + 1
 
     def _finalize(self, key: str) -> None:
         clip = self._clips.pop(key)
-        path = clip.writer.close()
+        if clip.adopted is not None:
+            # the part is over: the time a new clip would have been recorded, when this
+            # run's metrics entry exists, so the row is linked into it at once
+            self.outbox.adopt(clip.adopted.id, self.metrics_path)  # type: ignore[union-attr]
+            self.adopted.append((clip.adopted.event_id, clip.part))
+            return
+        path = clip.writer.close()  # type: ignore[union-attr]
         if path is None:
             return
         self.written.append(path)
@@ -244,22 +281,35 @@ class VideoSegmenter:
         if self.outbox is None:
             return
         events = [clip.event] if clip.event is not None else clip.events
+        owned = False
         for event in events:
             record = event.to_dict()
             record["segment"] = {"filename": path.name, "first_t": clip.first_t, "last_t": clip.last_t,
                                  "frames": clip.frames}
             record["metrics_path"] = self.metrics_path
-            self.outbox.add(event.event_id, clip.part, event.kind, str(path), record)
+            item_id, outcome = self.outbox.record(event.event_id, clip.part, event.kind, str(path), record,
+                                                  self.metrics_path)
+            owned |= outcome != ADOPTED
+            if outcome == ADOPTED:
+                log.info("event %s was already recorded as %s; linking its earlier evidence into this run",
+                         event.event_id, Path(self.outbox.get(item_id).segment_path).name)
+                self.adopted.append((event.event_id, clip.part))
+            elif outcome == REPLACED:
+                log.info("event %s: its earlier clip is gone and was never uploaded; %s takes its place",
+                         event.event_id, path.name)
+        if events and not owned and self.mode == "event":  # another writer recorded this part meanwhile
+            path.unlink(missing_ok=True)
+            self.written.remove(path)
 
     def _close_all(self) -> None:
         for key in list(self._clips):
             self._finalize(key)
 
     def _abandon_all(self) -> None:
-        for clip in self._clips.values():
+        for key in [k for k, c in self._clips.items() if c.writer is not None]:  # adopted parts need no disk
+            clip = self._clips.pop(key)
             self.skipped += 1
             try:
-                clip.writer.abort()
+                clip.writer.abort()  # type: ignore[union-attr]
             except OSError as exc:
                 log.warning("could not remove the partial clip: %s", exc)
-        self._clips.clear()
