@@ -55,14 +55,15 @@ BATCH_CLIPS = ("caviar-shop-front", "tud-campus")
 
 
 @pytest.fixture(scope="session")
-def demo_batch(tmp_path_factory):
-    """The demo site in batch mode over an archive of two shared clips (symlinks), with a
-    private track cache and the shared labels: ``(root, common CLI args, first result)``."""
+def caviar_batch(tmp_path_factory):
+    """The caviar site in batch mode over an archive of two shared clips (symlinks), with a
+    private track cache and the shared labels: ``(root, common CLI args, first result)``.
+    Unattended at 2 s, a test setting: at the site's 30 s nothing in these clips is an event."""
     root = tmp_path_factory.mktemp("batch")
     (root / "archive").mkdir()
     for name in BATCH_CLIPS:
         (root / "archive" / f"{name}.mp4").symlink_to(clip(name))
-    common = ["+site=demo", "mode=batch", f"source.path={root}/archive", f"batch.cache_dir={root}/cache",
+    common = ["+site=caviar", "rules.unattended.seconds=2", "mode=batch", f"source.path={root}/archive", f"batch.cache_dir={root}/cache",
               f"evidence.dir={root}/segments", "runtime.progress=false",
               f"eval.labels={ROOT / 'data' / 'labels' / 'shared.csv'}"]
     first = run_cli(*common, f"output_dir={root}/first")
@@ -71,9 +72,9 @@ def demo_batch(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def demo_sweep(demo_batch) -> Path:
-    """A three-point sweep of the unattended threshold over ``demo_batch``, from the track cache."""
-    root, common, _ = demo_batch
+def caviar_sweep(caviar_batch) -> Path:
+    """A three-point sweep of the unattended threshold over ``caviar_batch``, from the track cache."""
+    root, common, _ = caviar_batch
     sweep = run_cli("--multirun", *common, f"hydra.sweep.dir={root}/sweep", "rules.unattended.seconds=1,2,4")
     assert sweep.returncode == 0, sweep.stderr
     return root / "sweep"

@@ -23,8 +23,8 @@ def statuses(out):
     return {r["name"]: (r["status"], r["from_cache"]) for r in json.loads((out / "batch.json").read_text())}
 
 
-def test_each_video_gets_its_folder_and_tables_are_merged_with_a_video_column(demo_batch):
-    root, _, first = demo_batch
+def test_each_video_gets_its_folder_and_tables_are_merged_with_a_video_column(caviar_batch):
+    root, _, first = caviar_batch
     out = root / "first"
     assert statuses(out) == {name: ("ok", False) for name in CLIPS}
     for name in CLIPS:
@@ -38,8 +38,8 @@ def test_each_video_gets_its_folder_and_tables_are_merged_with_a_video_column(de
     assert len(list((root / "cache").glob("*.parquet"))) == 2 and len(list((root / "cache").glob("*.json"))) == 2
 
 
-def test_events_are_scored_against_the_labels(demo_batch):
-    root, _, first = demo_batch
+def test_events_are_scored_against_the_labels(caviar_batch):
+    root, _, first = caviar_batch
     table = pl.read_parquet(root / "first" / "evaluation.parquet")
     row = table.filter(pl.col("kind") == "unattended").row(0, named=True)
     assert row["labels"] == 2  # the caviar labels; intel's are not in this batch
@@ -47,16 +47,16 @@ def test_events_are_scored_against_the_labels(demo_batch):
     assert "events against" in first.stderr and "unattended" in first.stderr
 
 
-def test_a_second_run_skips_finished_videos(demo_batch):
-    root, common, _ = demo_batch
+def test_a_second_run_skips_finished_videos(caviar_batch):
+    root, common, _ = caviar_batch
     again = run_cli(*common, f"output_dir={root}/first")
     assert again.returncode == 0, again.stderr
     assert statuses(root / "first") == {name: ("skipped", False) for name in CLIPS}
     assert "0 processed, 2 already done" in again.stderr
 
 
-def test_a_rerun_from_the_cache_gives_identical_results_without_the_video(demo_batch):
-    root, common, _ = demo_batch
+def test_a_rerun_from_the_cache_gives_identical_results_without_the_video(caviar_batch):
+    root, common, _ = caviar_batch
     replay = run_cli(*common, f"output_dir={root}/replay")
     assert replay.returncode == 0, replay.stderr
     assert statuses(root / "replay") == {name: ("ok", True) for name in CLIPS}
@@ -71,8 +71,8 @@ def test_a_rerun_from_the_cache_gives_identical_results_without_the_video(demo_b
         assert run["from_cache"] and "detect" not in run["nodes"] and "segment" not in run["nodes"]
 
 
-def test_a_sweep_from_the_cache_makes_one_row_per_point_and_a_plot(demo_sweep):
-    root = demo_sweep.parent
+def test_a_sweep_from_the_cache_makes_one_row_per_point_and_a_plot(caviar_sweep):
+    root = caviar_sweep.parent
     table = pl.read_parquet(root / "sweep" / "sweep.parquet")
     assert table.columns[0] == "rules.unattended.seconds"
     assert table.filter(pl.col("kind") == "unattended")["rules.unattended.seconds"].to_list() == [1.0, 2.0, 4.0]
@@ -83,8 +83,8 @@ def test_a_sweep_from_the_cache_makes_one_row_per_point_and_a_plot(demo_sweep):
         assert all(r["from_cache"] for r in json.loads((root / "sweep" / job / "batch.json").read_text()))
 
 
-def test_ray_executor_gives_the_same_results_as_local(demo_batch):
-    root, common, _ = demo_batch
+def test_ray_executor_gives_the_same_results_as_local(caviar_batch):
+    root, common, _ = caviar_batch
     result = run_cli(*common, "batch.executor=ray", "batch.ray_cpus=2", f"output_dir={root}/ray")
     assert result.returncode == 0, result.stderr
     assert statuses(root / "ray") == {name: ("ok", True) for name in CLIPS}

@@ -63,7 +63,7 @@ def test_no_predictions_no_labels_and_neither():
 
 def test_labels_file_is_checked_and_names_map_to_batch_names(tmp_path):
     labels = load_labels(ROOT / "data" / "labels" / "shared.csv")
-    assert labels.height == 8 and set(labels["kind"]) == {"unattended"}
+    assert labels.height == 12 and set(labels["kind"]) == {"unattended", "interaction", "queue"}
     named = label_video_names(labels, {"intel-one-by-one__video": Path("/x/intel-one-by-one/video.mp4")})
     assert named.filter(pl.col("video") == "intel-one-by-one__video").height == 6
     bad = tmp_path / "bad.csv"

@@ -12,10 +12,10 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 @pytest.mark.parametrize("name", ["metrics_overview", "threshold_sweep"])
-def test_notebook_executes_on_real_outputs(name, demo_batch, demo_sweep, monkeypatch):
-    root, _, _ = demo_batch
+def test_notebook_executes_on_real_outputs(name, caviar_batch, caviar_sweep, monkeypatch):
+    root, _, _ = caviar_batch
     monkeypatch.setenv("VIZO_RUN_DIR", str(root / "first"))
-    monkeypatch.setenv("VIZO_SWEEP_DIR", str(demo_sweep))
+    monkeypatch.setenv("VIZO_SWEEP_DIR", str(caviar_sweep))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
