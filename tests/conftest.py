@@ -80,6 +80,16 @@ def caviar_sweep(caviar_batch) -> Path:
     return root / "sweep"
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """``make demo``'s run (site demo, ucf-checkout), once per session, into a private folder."""
+    out = tmp_path_factory.mktemp("demo")
+    result = run_cli("+site=demo", f"output_dir={out}", f"evidence.dir={out}/segments", "runtime.progress=false")
+    assert result.returncode == 0, result.stderr
+    (out / "stderr.txt").write_text(result.stderr)
+    return out
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vizoflow`` as a user would and capture its output."""
     full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}

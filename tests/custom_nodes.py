@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from vizoflow.frame import Frame
 
 
@@ -19,3 +22,21 @@ class PeopleCounter:
 
     def close(self) -> None:
         self.closed = True
+
+
+class InterruptAfter:
+    """Presses Ctrl-C (SIGINT to its own process) once ``frames`` frames went through.
+
+    A user's Ctrl-C during a run, made deterministic: the real signal handler of the
+    CLI receives it, so a test follows exactly the path an interrupted run takes.
+    """
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.seen = 0
+
+    def process(self, frame: Frame) -> Frame:
+        self.seen += 1
+        if self.seen == self.frames:
+            os.kill(os.getpid(), signal.SIGINT)
+        return frame

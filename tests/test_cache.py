@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import polars as pl
+import pytest
 import supervision as sv
 
-from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest
+from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
+from tests.conftest import clip, run_cli, write_video
 from vizoflow.frame import Frame
+from vizoflow.nodes.sources import VideoFileSource
+from vizoflow.runtime import Runtime
 
 DETECTOR = {"_target_": "vizoflow.nodes.detect.YoloDetector", "model": None, "conf": 0.25, "device": "cpu"}
 TRACKER = {"_target_": "vizoflow.nodes.track.DeepSortTracker", "max_age": 30, "cache_dir": None}
@@ -42,7 +49,7 @@ def test_recorded_frames_replay_exactly_including_empty_frames(tmp_path):
     recorder = TrackRecorder(cache, "k", {"video": "/v/clip.mp4"})
     for f in stream:
         recorder.process(f)
-    recorder.finish(stream[-1])
+    recorder.end_of_stream()
     recorder.close()
     entry = cache.get("k")  # hit
     assert entry is not None and entry.meta["width"] == 64 and entry.meta["frames"] == 3
@@ -56,12 +63,101 @@ def test_recorded_frames_replay_exactly_including_empty_frames(tmp_path):
     assert not replay[0].image.flags.writeable  # no pixels to draw on
 
 
-def test_an_interrupted_run_or_half_written_entry_is_a_miss(tmp_path):
+class Stream:
+    """A finite source of numbered frames, with the ``close()`` the runtime calls."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self):
+        return (frame(i, [[1, 2, 3, 4]], [1]) for i in range(self.n))
+
+    def close(self) -> None:
+        pass
+
+
+class StopAt:
+    """Asks the runtime to stop at frame ``index``, as the Ctrl-C handler does."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.runtime = index, None
+
+    def process(self, f: Frame) -> Frame:
+        if f.index == self.index:
+            self.runtime.stop()
+        return f
+
+
+def run_recorded(cache: TrackCache, n: int, stop_at: int | None = None, frames: int | None = None):
+    """Run ``n`` frames through the real runtime with a recorder (and a stopper)."""
+    stopper = StopAt(stop_at if stop_at is not None else -1)
+    runtime = Runtime(Stream(n), [("track_cache", TrackRecorder(cache, "k", {}, frames)), ("stop", stopper)],
+                      batch_size=2, progress=False)
+    stopper.runtime = runtime
+    return runtime.run()
+
+
+def test_a_run_stopped_midway_stores_nothing_though_the_runtime_finishes_every_node(tmp_path):
     cache = TrackCache(tmp_path)
-    recorder = TrackRecorder(cache, "k", {})
-    recorder.process(frame(0, [[1, 2, 3, 4]], [1]))
-    recorder.close()  # no finish(): stopped before the end of the video
+    stats = run_recorded(cache, 10, stop_at=3)
+    assert stats.status == "stopped" and stats.frames == 4
     assert cache.get("k") is None and not list(tmp_path.iterdir())
+    assert run_recorded(cache, 10).status == "ok"
+    entry = cache.get("k", frames=10)
+    assert entry is not None and entry.meta["frames"] == 10
+
+
+def test_a_recording_shorter_than_the_container_says_is_not_stored(tmp_path):
+    cache = TrackCache(tmp_path)
+    assert run_recorded(cache, 6, frames=10).status == "ok"  # the source ended early, the container says 10
+    assert cache.get("k") is None and not list(tmp_path.iterdir())
+
+
+def test_an_entry_with_fewer_frames_than_the_video_is_refused(tmp_path):
+    """An entry left by a stopped run of an older vizoflow must not be replayed as the whole video."""
+    cache = TrackCache(tmp_path)
+    cache.put("k", pl.DataFrame({"frame": [0]}), {"video": "v.mp4", "frames": 576})
+    assert cache.get("k", frames=1394) is None
+    assert cache.get("k", frames=576) is not None and cache.get("k") is not None
+
+
+def test_frames_of_a_whole_run_follow_the_container_and_the_stride(tmp_path):
+    video = write_video(tmp_path / "v.mp4", 11)
+    assert (video_frames(video), video_frames(video, 2), video_frames(video, 5)) == (11, 6, 3)
+    assert len(list(VideoFileSource(str(video), stride=2))) == video_frames(video, 2)
+
+
+def test_a_half_written_entry_is_a_miss(tmp_path):
+    cache = TrackCache(tmp_path)
     pl.DataFrame({"frame": [0]}).write_parquet(tmp_path / "j.parquet")
+    assert cache.get("j") is None  # no JSON yet
     (tmp_path / "j.json").write_text("{not json")
     assert cache.get("j") is None
+
+def video_run(out: Path) -> dict:
+    """``run.json`` of the single video of a batch run into ``out``."""
+    return json.loads((out / "video" / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_batch_stopped_by_ctrl_c_caches_nothing_and_the_next_run_processes_every_frame(tmp_path):
+    """The real path: the CLI's own SIGINT handler stops a batch midway (the runtime then
+    finishes every node, so rules end their events), and nothing of it may reach the cache."""
+    video = clip("tud-campus")  # 71 frames
+    common = ["mode=batch", f"source.path={video}", f"batch.cache_dir={tmp_path}/cache",
+              f"evidence.dir={tmp_path}/segments", "runtime.progress=false", "graph.preview=null"]
+    ctrl_c = "+graph.ctrl_c={node:{_target_:tests.custom_nodes.InterruptAfter,frames:20},inputs:[track]}"
+    stopped = run_cli(*common, ctrl_c, f"output_dir={tmp_path}/A")
+    assert "SIGINT received" in stopped.stderr, stopped.stderr
+    first = video_run(tmp_path / "A")
+    assert first["status"] == "stopped" and 20 <= first["frames"] < 71
+    assert not list((tmp_path / "cache").glob("*.json")), "an interrupted run left a cache entry"
+
+    again = run_cli(*common, f"output_dir={tmp_path}/B")
+    assert again.returncode == 0, again.stderr
+    assert "from track cache" not in again.stderr
+    assert video_run(tmp_path / "B")["status"] == "ok" and video_run(tmp_path / "B")["frames"] == 71
+
+    replay = run_cli(*common, f"output_dir={tmp_path}/C")  # the whole video is cached now
+    assert replay.returncode == 0 and "ok" in replay.stderr and "71 frames" in replay.stderr
+    assert "from track cache" in replay.stderr and video_run(tmp_path / "C")["frames"] == 71

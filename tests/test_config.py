@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
-from tests.conftest import ROOT, clip
+from tests.conftest import ROOT, clip, run_cli
 from vizoflow.cli import CONF_DIR, build_source
-from vizoflow.graph import build_nodes
+from vizoflow.config_keys import check_config_files
+from vizoflow.errors import ConfigError
+from vizoflow.graph import build_nodes, topological_order
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}
 SITES = GROUPS.pop("site")
@@ -58,3 +63,90 @@ def test_experiment_composes_into_a_batch_with_existing_labels(compose_cfg, expe
     cfg = compose_cfg("+site=intel_table", f"+experiment={experiment}")
     assert cfg.mode == "batch" and BatchRunner(cfg).videos
     assert load_labels(ROOT / cfg.eval.labels).height > 0
+
+
+def compose_checked(*overrides: str, config_dir: Path | None = None) -> DictConfig:
+    """Compose like the CLI (``config_dir`` as ``--config-dir`` would add it) and check the files' keys."""
+    searchpath = [f"hydra.searchpath=[file://{config_dir}]"] if config_dir else []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*searchpath, *overrides], return_hydra_config=True)
+    check_config_files(cfg.hydra)
+    return cfg
+
+
+def write_conf(root: Path, group: str, name: str, body: str, header: str = "# @package _global_\n") -> Path:
+    """A config file ``<root>/<group>/<name>.yaml``, as a user would add one in their own config dir."""
+    path = root / group / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + textwrap.dedent(body))
+    return path
+
+
+@pytest.mark.parametrize(("group", "option"), [("site", s) for s in SITES] + [("experiment", e) for e in EXPERIMENTS])
+def test_every_shipped_site_and_experiment_sets_only_known_keys(group, option, monkeypatch):
+    monkeypatch.setenv("STORE42_RTSP_URL", "rtsp://127.0.0.1:9/cam")
+    site = [] if group == "site" else ["+site=intel_table"]
+    cfg = compose_checked(*site, f"+{group}={option}")
+    assert cfg.hydra.runtime.choices[group] == option
+
+
+@pytest.mark.parametrize(("group", "body", "key", "hint"), [
+    ("site", "rules: {unattended: {secnds: 20}}", "rules.unattended.secnds", "did you mean 'rules.unattended.seconds'?"),
+    ("site", "source: {pth: /v.mp4}", "source.pth", "did you mean 'source.path'?"),
+    ("site", "evidence: {retention: {max_age_hour: 1}}", "evidence.retention.max_age_hour",
+     "did you mean 'evidence.retention.max_age_hours'?"),
+    ("site", "detector: {conff: 0.3}", "detector.conff", "did you mean 'detector.conf'?"),
+    ("site", "graph: {count: {node: {_target_: tests.custom_nodes.PeopleCounter}, inptus: [track]}}",
+     "graph.count.inptus", "did you mean 'graph.count.inputs'?"),
+    ("site", "cameras: {door: {url: rtsp://x}}", "cameras", "did you mean 'camera'?"),
+    ("site", "tenant: acme", "tenant", "known keys at the top level: batch, calibration, camera"),
+    ("experiment", "eval: {label: data/labels/shared.csv}", "eval.label", "did you mean 'eval.labels'?"),
+])
+def test_an_unknown_key_in_a_site_or_experiment_file_names_key_file_and_closest_key(tmp_path, group, body, key, hint):
+    path = write_conf(tmp_path, group, "mine", body)
+    with pytest.raises(ConfigError) as info:
+        compose_checked(f"+{group}=mine", config_dir=tmp_path)
+    message = str(info.value)
+    assert f"unknown key '{key}' in {path}: {hint}" in message and "\n" not in message
+
+
+def test_a_site_adds_zones_and_graph_nodes_and_replaces_free_values(tmp_path):
+    """What a site may do without a schema entry: README "Adding your own node", zones, calibration, pairs."""
+    write_conf(tmp_path, "site", "mine", """\
+        defaults:
+          - override /source: rtsp
+        source: {url: rtsp://127.0.0.1:9/cam, stall_seconds: 3}
+        zones:
+          door: [[0, 0], [10, 0], [10, 10]]
+        calibration: {image: [[0, 0], [1, 0], [1, 1], [0, 1]], floor: [[0, 0], [1, 0], [1, 1], [0, 1]]}
+        rules:
+          interaction: {pairs: {door: door}}
+          unattended: {zone: door, seconds: 12}
+        graph:
+          preview: null
+          count:
+            node: {_target_: tests.custom_nodes.PeopleCounter, label: shoppers}
+            inputs: [track]
+        """)
+    cfg = compose_checked("+site=mine", config_dir=tmp_path)
+    assert cfg.rules.unattended.seconds == 12 and cfg.source.stall_seconds == 3
+    assert topological_order(cfg.graph)[:3] == ["detect", "track", "tracks"] and "count" in topological_order(cfg.graph)
+
+
+def test_a_site_file_without_the_global_package_line_is_an_error(tmp_path):
+    path = write_conf(tmp_path, "site", "mine", "rules: {unattended: {seconds: 20}}", header="")
+    with pytest.raises(ConfigError, match=f"{path}: .*'# @package _global_'"):
+        compose_checked("+site=mine", config_dir=tmp_path)
+
+
+def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_path):
+    path = write_conf(tmp_path, "site", "typo", f"source: {{path: {clip('tud-campus')}}}\nrules: {{unattended: {{secnds: 20}}}}\n")
+    done = run_cli("--config-dir", str(tmp_path), "+site=typo", "mode=snapshot", f"output_dir={tmp_path}/out", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"vizoflow: error: unknown key 'rules.unattended.secnds' in {path}: did you mean 'rules.unattended.seconds'?"]
+    assert not (tmp_path / "out" / "snapshot.png").exists()
+    path.write_text(path.read_text().replace("secnds", "seconds"))
+    fixed = run_cli("--config-dir", str(tmp_path), "+site=typo", "mode=snapshot", f"output_dir={tmp_path}/out", timeout=120)
+    assert fixed.returncode == 0, fixed.stderr
+    assert (tmp_path / "out" / "snapshot.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -62,13 +63,18 @@ def test_run_json_records_config_versions_and_speed(tud_run):
     assert {"detect", "track", "tracks", "preview"} <= set(run["nodes"])
 
 
-def test_demo_site_writes_the_three_outputs_and_says_where(tmp_path):
-    result = run_cli("+site=demo", f"output_dir={tmp_path}", f"evidence.dir={tmp_path}/segments", "runtime.progress=false")
-    assert result.returncode == 0, result.stderr
+def test_demo_site_writes_the_outputs_and_says_what_it_found_and_where(demo_run):
     for name in ("tracks.parquet", "preview.mp4", "run.json", "analytics_metrics.json", "events.parquet"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert f"outputs in {tmp_path}" in result.stderr
-    assert pl.read_parquet(tmp_path / "tracks.parquet").height > 100
+        assert (demo_run / name).stat().st_size > 0, name
+    stderr = (demo_run / "stderr.txt").read_text()
+    assert f"outputs in {demo_run}" in stderr
+    found = re.findall(r"^  (\w+) +[\d.]+ - +[\d.]+ s  ", stderr, flags=re.MULTILINE)  # one line per event
+    assert "events: 4" in stderr and sorted(found) == ["interaction", "interaction", "queue", "queue"]
+    assert pl.read_parquet(demo_run / "tracks.parquet").height > 100
+    run = json.loads((demo_run / "run.json").read_text())
+    assert run["inference"]["precision"] == "f32"
+    assert run["inference"]["detector_precision"] == run["inference"]["embedder_precision"] == "f32"
+    assert run["inference"]["cpu"]
 
 
 @pytest.mark.parametrize(("args", "words"), [

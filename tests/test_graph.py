@@ -38,6 +38,7 @@ def test_disabled_entry_is_skipped_and_inputs_naming_it_are_ignored():
     ({"a": {"inputs": ["source"]}}, "a", "expected a mapping"),
     ({"a": {"node": {"_target_": COUNTER}, "inputs": "source"}}, "a", "must be a list"),
     ({"source": {"node": {"_target_": COUNTER}}}, "source", "reserved"),
+    ({"a": {"node": {"_target_": COUNTER}, "inptus": ["b"]}}, "a", "unknown key 'inptus'"),
 ])
 def test_malformed_graphs_raise_graph_error_naming_the_node(entries, node, words):
     with pytest.raises(GraphError) as info:

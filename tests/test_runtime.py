@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,41 @@ def test_stop_finishes_the_current_batch_then_ends():
     runtime = Runtime(ListSource(frames(10)), [("s", Stopper(log, "s"))], progress=False)
     stats = runtime.run()
     assert stats.status == "stopped" and stats.frames == 2
+
+
+class Ending(Recorder):
+    """Logs which end-of-run hooks the runtime calls."""
+
+    def finish(self, frame):
+        self.log.append(("finish", frame.index))
+        return frame
+
+    def end_of_stream(self):
+        self.log.append(("end_of_stream", None))
+
+
+@pytest.mark.parametrize(("stop_at", "fail_at", "interrupt_at"), [(1, None, None), (None, 2, None), (None, None, 2)])
+def test_a_stop_an_error_or_ctrl_c_finishes_nodes_but_is_not_the_end_of_the_stream(stop_at, fail_at, interrupt_at):
+    """Open events still end (``finish``), but nothing may take the run for a whole video."""
+    log = []
+
+    class Node(Ending):
+        def process(self, frame):
+            if frame.index == stop_at:
+                runtime.stop()
+            return super().process(frame)
+
+    runtime = Runtime(ListSource(frames(10)), [("n", Node(log, "n", fail_at, interrupt_at))], progress=False)
+    with pytest.raises((NodeError, KeyboardInterrupt)) if stop_at is None else nullcontext():
+        runtime.run()
+    hooks = [name for name, _ in log if name in ("finish", "end_of_stream")]
+    assert runtime.stats.status != "ok" and hooks == ["finish"]
+
+
+def test_the_end_of_the_source_is_the_end_of_the_stream():
+    log = []
+    stats = Runtime(ListSource(frames(3)), [("n", Ending(log, "n"))], progress=False).run()
+    assert stats.status == "ok" and log[-2:] == [("finish", 2), ("end_of_stream", None)]
 
 
 def test_rejects_non_positive_batch():
