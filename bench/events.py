@@ -6,6 +6,12 @@ again with each filter setting of :data:`FILTERS`. Detection and tracking run on
 clip; every other run replays the track cache (identical results, seconds per run).
 Events are scored with ``vizoflow.evaluate`` (one-to-one, temporal IoU >= 0.5).
 
+Temporal matching cannot tell *who* an event is about: on caviar-shop-front a clothes
+rack tracked all clip long overlaps, in time, the label of a passer-by the detector
+never finds. So for clips with MOT ground truth every event is also checked in space:
+it is *on a person* when a track of the event overlaps a ground-truth box (IoU >= 0.3)
+on at least 30% of its frames; the tables count the events on no person.
+
 An ``unattended`` label is a visit; only visits longer than the run's threshold are
 unattended events, so the labels scored are those visits (the table says how many).
 
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +73,39 @@ FILTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def run_site(clip: Clip, labels: Path, cache: Path, out: Path, extra: tuple[str, ...]) -> pl.DataFrame:
-    """One batch run of ``clip`` with its site; returns its evaluation table."""
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area - inter, 1e-9)
+
+
+def person_tracks(tracks: pl.DataFrame, gt_path: Path, min_iou: float = 0.3, min_share: float = 0.3) -> set[int]:
+    """Track ids that follow a ground-truth person: IoU >= ``min_iou`` on ``min_share`` of their frames."""
+    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
+    gt_boxes = {int(f) - 1: np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
+                for f in np.unique(gt[:, 0]) for g in [gt[gt[:, 0] == f]]}
+    hits: dict[int, list[bool]] = {}
+    for r in tracks.drop_nulls("track_id").iter_rows(named=True):
+        truth = gt_boxes.get(r["frame"])
+        box = np.array([r["x1"], r["y1"], r["x2"], r["y2"]])
+        hits.setdefault(r["track_id"], []).append(truth is not None and iou(box, truth).max() >= min_iou)
+    return {tid for tid, h in hits.items() if np.mean(h) >= min_share}
+
+
+def not_on_people(out: Path, clip: Clip) -> int | None:
+    """Ended events none of whose tracks follows a ground-truth person (None: no ground truth)."""
+    gt = FOOTAGE / clip.name / "gt.txt"
+    if not gt.exists():
+        return None
+    people = person_tracks(pl.read_parquet(out / "tracks.parquet"), gt)
+    ends = pl.read_parquet(out / "events.parquet").filter(pl.col("phase") == "end")
+    return sum(not set(ids) & people for ids in ends["track_ids"].to_list())
+
+
+def run_site(clip: Clip, labels: Path, cache: Path, out: Path, extra: tuple[str, ...]) -> tuple[pl.DataFrame, int | None]:
+    """One batch run of ``clip`` with its site; returns its evaluation table and its events on no person."""
     args = [sys.executable, "-m", "vizoflow", f"+site={clip.site}", "mode=batch",
             f"source.path={FOOTAGE / clip.name / 'video.mp4'}", f"batch.cache_dir={cache}", f"output_dir={out}",
             f"evidence.dir={out}/segments", f"eval.labels={labels}", "runtime.progress=false", "graph.preview=null",
@@ -75,7 +113,7 @@ def run_site(clip: Clip, labels: Path, cache: Path, out: Path, extra: tuple[str,
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "YOLO_OFFLINE": "1"})
     if result.returncode != 0:
         raise SystemExit(f"vizoflow failed on {clip.name}:\n{result.stderr[-3000:]}")
-    return pl.read_parquet(out / "evaluation.parquet")
+    return pl.read_parquet(out / "evaluation.parquet"), not_on_people(out, clip)
 
 
 def labels_for(clip: Clip, folder: Path) -> tuple[Path, int]:
@@ -103,11 +141,12 @@ def main() -> None:
             labels, dropped = labels_for(clip, tmp_path)
             for name, extra in {"defaults": (), **FILTERS}.items():  # defaults first: it fills the cache
                 folder = re.sub(r"[^A-Za-z0-9]+", "_", name)  # a Hydra override value: no spaces, brackets, %
-                table = run_site(clip, labels, tmp_path / "cache", tmp_path / clip.name / folder, extra)
+                table, off = run_site(clip, labels, tmp_path / "cache", tmp_path / clip.name / folder, extra)
                 for r in table.iter_rows(named=True):
-                    rows.append({"clip": clip.name, "setting": name, "dropped_labels": dropped, **r})
+                    rows.append({"clip": clip.name, "setting": name, "dropped_labels": dropped, "not_people": off, **r})
                 print(f"  {clip.name:18s} {name:32s} " + ", ".join(
-                    f"{r['kind']} TP {r['tp']} FP {r['fp']} FN {r['fn']}" for r in table.iter_rows(named=True)), flush=True)
+                    f"{r['kind']} TP {r['tp']} FP {r['fp']} FN {r['fn']}" for r in table.iter_rows(named=True))
+                    + ("" if off is None else f"; on no person {off}"), flush=True)
     results = pl.DataFrame(rows).unique(["clip", "setting", "kind"], keep="first", maintain_order=True)
     text = render(results)
     out = Path(args.out)
@@ -149,13 +188,17 @@ def render(results: pl.DataFrame) -> str:
     for clip in CLIPS:
         dropped = results.filter(pl.col("clip") == clip.name)["dropped_labels"].max() or 0
         extra = f"; {dropped} labelled visit(s) not longer than the threshold are not events" if dropped else ""
+        off = defaults.filter(pl.col("clip") == clip.name)["not_people"].max()
+        extra += f"; events on no ground-truth person: {off}" if off is not None else ""
         lines.append(f"- **{clip.name}** (site `{clip.site}`{', ' + ' '.join(clip.overrides) if clip.overrides else ''})"
                      f"{': ' + clip.note if clip.note else ''}{extra}.")
     lines += ["", "## The person filters, one at a time", "",
               "The same tracks (one detection and tracking run per clip, replayed from the track cache) with each "
-              "filter on its own. True events = TP, false events = FP.", "",
-              "| setting | " + " | ".join(f"{c.name} TP / FP / FN" for c in CLIPS) + " | all: TP / FP / FN |",
-              "|---|" + "---:|" * (len(CLIPS) + 1)]
+              "filter on its own. True events = TP, false events = FP. *On no person*: events whose tracks follow "
+              "no ground-truth person (clips with MOT ground truth only; on caviar-shop-front these are the clothes "
+              "racks and the mannequin, which temporal matching alone may count as TP).", "",
+              "| setting | " + " | ".join(f"{c.name} TP / FP / FN" for c in CLIPS) + " | all: TP / FP / FN | on no person |",
+              "|---|" + "---:|" * (len(CLIPS) + 2)]
     for setting in FILTERS:
         cells, total = [], [0, 0, 0]
         for clip in CLIPS:
@@ -163,10 +206,31 @@ def render(results: pl.DataFrame) -> str:
             tp, fp, fn = (int(sub[c].sum()) for c in ("tp", "fp", "fn"))
             total = [total[0] + tp, total[1] + fp, total[2] + fn]
             cells.append(f"{tp} / {fp} / {fn}")
-        lines.append(f"| {setting} | " + " | ".join(cells) + f" | {total[0]} / {total[1]} / {total[2]} |")
-    lines += ["", ASSUMPTIONS]
+        off = results.filter((pl.col("setting") == setting) & pl.col("not_people").is_not_null())
+        off_total = int(off.unique(["clip"])["not_people"].sum()) if off.height else "–"
+        lines.append(f"| {setting} | " + " | ".join(cells) + f" | {total[0]} / {total[1]} / {total[2]} | {off_total} |")
+    lines += ["", CHOICE, ASSUMPTIONS]
     return "\n".join(lines) + "\n"
 
+
+CHOICE = """## Why these defaults
+
+- **Both filters are needed.** On caviar-shop-front, with no filters, 4 of the 6 events are on things that are
+  not people (two clothes racks and the mannequin, tracked as people by the detector and DeepSORT). The score
+  filter alone at 0.45 leaves the left rack (its scores reach a median of 0.52); the stationary filter alone
+  leaves the low-score tracks that an id swap with the shopper made move. Together: no event on a non-person.
+- **Score 0.45, not higher.** 0.55 alone also leaves no event on a non-person here, but it leaves untrusted
+  three tracks of real people on ucf-checkout whose score medians peak between 0.45 and 0.55 (watched: the
+  customer in royal blue at lane 2, the child by the window, a person behind lane 1). Far, small or partly
+  hidden people score low with the small INT8 model; footage we do not have will have more of them.
+- **Stationary 5% of the box height on 5 frames, not 10%.** 10% loses the queue at lane 2 on ucf-checkout
+  (people standing at a till move less than that) and removes nothing more on caviar.
+- **Area and aspect limits and masks are off by default**: they depend on the camera. Tracked boxes in these
+  clips (1st-99th percentile, all tracks): area 0.3-1.2% of the frame on caviar-shop-front, 0.7-9% on
+  ucf-checkout, 6-26% on intel-one-by-one; width/height 0.16-1.15. No one limit fits all three cameras.
+- The remaining false event on caviar-shop-front (with the test threshold of 2 s) is a second track on the
+  shopper: one person, two tracks, two events. Person filters cannot remove it; it is a tracking error.
+"""
 
 ASSUMPTIONS = """## What the checkout footage breaks, and how the demo site handles it
 
