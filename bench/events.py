@@ -218,7 +218,8 @@ CHOICE = """## Why these defaults
 - **Both filters are needed.** On caviar-shop-front, with no filters, 4 of the 6 events are on things that are
   not people (two clothes racks and the mannequin, tracked as people by the detector and DeepSORT). The score
   filter alone at 0.45 leaves the left rack (its scores reach a median of 0.52); the stationary filter alone
-  leaves the low-score tracks that an id swap with the shopper made move. Together: no event on a non-person.
+  leaves three low-score tracks on racks and the mannequin whose boxes jump between frames (jitter of weak
+  detections, id swaps with the passing shopper). Together: no event on a non-person.
 - **Score 0.45, not higher.** 0.55 alone also leaves no event on a non-person here, but it leaves untrusted
   three tracks of real people on ucf-checkout whose score medians peak between 0.45 and 0.55 (watched: the
   customer in royal blue at lane 2, the child by the window, a person behind lane 1). Far, small or partly
