@@ -91,7 +91,8 @@ def test_every_shipped_site_and_experiment_sets_only_known_keys(group, option, m
 
 
 @pytest.mark.parametrize(("group", "body", "key", "hint"), [
-    ("site", "rules: {unattended: {secnds: 20}}", "rules.unattended.secnds", "did you mean 'rules.unattended.seconds'?"),
+    ("site", "rules: {unattended: {secnds: 20}}", "rules.unattended.secnds",
+     "did you mean 'rules.unattended.seconds'?"),
     ("site", "source: {pth: /v.mp4}", "source.pth", "did you mean 'source.path'?"),
     ("site", "evidence: {retention: {max_age_hour: 1}}", "evidence.retention.max_age_hour",
      "did you mean 'evidence.retention.max_age_hours'?"),
@@ -140,13 +141,16 @@ def test_a_site_file_without_the_global_package_line_is_an_error(tmp_path):
 
 
 def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_path):
-    path = write_conf(tmp_path, "site", "typo", f"source: {{path: {clip('tud-campus')}}}\nrules: {{unattended: {{secnds: 20}}}}\n")
-    done = run_cli("--config-dir", str(tmp_path), "+site=typo", "mode=snapshot", f"output_dir={tmp_path}/out", timeout=120)
+    """The user's path: their own site in ``--config-dir``, a typo, ``python -m vizoflow``."""
+    body = f"source: {{path: {clip('tud-campus')}}}\nrules: {{unattended: {{secnds: 20}}}}\n"
+    path = write_conf(tmp_path, "site", "typo", body)
+    args = ("--config-dir", str(tmp_path), "+site=typo", "mode=snapshot", f"output_dir={tmp_path}/out")
+    done = run_cli(*args, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"vizoflow: error: unknown key 'rules.unattended.secnds' in {path}: did you mean 'rules.unattended.seconds'?"]
     assert not (tmp_path / "out" / "snapshot.png").exists()
     path.write_text(path.read_text().replace("secnds", "seconds"))
-    fixed = run_cli("--config-dir", str(tmp_path), "+site=typo", "mode=snapshot", f"output_dir={tmp_path}/out", timeout=120)
+    fixed = run_cli(*args, timeout=120)
     assert fixed.returncode == 0, fixed.stderr
     assert (tmp_path / "out" / "snapshot.png").exists()

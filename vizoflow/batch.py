@@ -28,7 +28,7 @@ import polars as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest
+from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
 from vizoflow.graph import build_nodes, topological_order
@@ -160,7 +160,8 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
         if cfg.batch.cache:
             cache = TrackCache(cfg.batch.cache_dir or default_cache_dir() / "tracks")
             key = cache_key(file_digest(video), cfg.detector, cfg.tracker, int(cfg.source.stride))
-            entry = cache.get(key)
+            frames = video_frames(video, int(cfg.source.stride))
+            entry = cache.get(key, frames)
             if entry is not None:
                 source, from_cache = CachedSource(entry), True
                 nodes = build_nodes(replay_graph(cfg))
@@ -170,7 +171,7 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
                 if at is None:
                     log.warning("no graph entry named 'track': nothing to cache")
                 else:
-                    nodes.insert(at, ("track_cache", TrackRecorder(cache, key, {"video": video})))
+                    nodes.insert(at, ("track_cache", TrackRecorder(cache, key, {"video": video}, frames)))
         stats = run_pipeline(cfg, source=source, nodes=nodes, extra={"from_cache": from_cache})
     except VizoflowError as exc:
         log.error("%s failed: %s", name, exc)

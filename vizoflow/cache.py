@@ -24,6 +24,7 @@ import supervision as sv
 
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import track_columns
+from vizoflow.video import probe
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,28 @@ class TrackCache:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
-    def get(self, key: str) -> CacheEntry | None:
-        """The entry, or None on a miss (also when half-written or unreadable)."""
+    def get(self, key: str, frames: int | None = None) -> CacheEntry | None:
+        """The entry, or None on a miss (also when half-written, unreadable or not whole).
+
+        Args:
+            key: Cache key (:func:`cache_key`).
+            frames: Frames a whole run of the video yields (:func:`video_frames`). An
+                entry holding fewer is part of a video (left by a stopped run of an
+                older vizoflow): replaying it would silently drop the rest, so it is
+                refused and the video processed again.
+        """
         table, meta = self.directory / f"{key}.parquet", self.directory / f"{key}.json"
         try:
-            return CacheEntry(key, table, json.loads(meta.read_text())) if table.exists() else None
+            entry = CacheEntry(key, table, json.loads(meta.read_text())) if table.exists() else None
         except (OSError, ValueError) as exc:
             if meta.exists():
                 log.warning("track cache entry %s unreadable (%s): recomputing", key, exc)
             return None
+        if entry is not None and frames is not None and int(entry.meta.get("frames", 0)) < frames:
+            log.warning("track cache entry %s holds %s of the %d frames of %s: recomputing", key,
+                        entry.meta.get("frames"), frames, entry.meta.get("video"))
+            return None
+        return entry
 
     def put(self, key: str, frames: pl.DataFrame, meta: dict[str, Any]) -> CacheEntry:
         """Store one video's frames table and metadata."""
@@ -106,20 +120,35 @@ class TrackCache:
         return CacheEntry(key, table, meta)
 
 
+def video_frames(path: str | Path, stride: int = 1) -> int | None:
+    """Frames a whole run of ``path`` yields at ``stride``, from the container (None: it does not tell).
+
+    The decoder raises when a file holds fewer frames than its container says, so a
+    run that reached the end has seen at least this many.
+    """
+    frames = probe(Path(path)).frames
+    return -(-frames // stride) if frames else None
+
+
 class TrackRecorder:
     """Node after the tracker: collects every frame's tracked boxes, stores them in the cache at the end.
 
     A frame without tracks is kept as a row with null ``track_id``, because rules
-    need every frame's time (a gap is not the same as nobody there).
+    need every frame's time (a gap is not the same as nobody there). An entry holds a
+    whole video or nothing: it is stored only when the runtime reports the end of the
+    stream (``end_of_stream()``, never after a stop or an error) and every frame the
+    container announces was recorded.
 
     Args:
         cache: Where to store.
         key: Cache key of the (single) video this run processes.
         meta: Metadata stored with it (video path, size, epoch are added from the frames).
+        frames: Frames a whole run yields (:func:`video_frames`); None when unknown.
     """
 
-    def __init__(self, cache: TrackCache, key: str, meta: dict[str, Any]) -> None:
+    def __init__(self, cache: TrackCache, key: str, meta: dict[str, Any], frames: int | None = None) -> None:
         self.cache, self.key, self.meta = cache, key, dict(meta)
+        self.frames = frames
         self._cols: dict[str, list] = {c: [] for c in ("frame", "timestamp", "track_id", "x1", "y1", "x2", "y2",
                                                         "confidence")}
         self._complete = False
@@ -136,22 +165,31 @@ class TrackRecorder:
         self._last = frame
         return frame
 
-    def finish(self, frame: Frame) -> Frame:
-        """End of stream: the run reached the end of the video, so the recording is complete."""
+    def end_of_stream(self) -> None:
+        """The source yielded its last frame: the recording may be complete (``close`` checks the count).
+
+        Not ``finish()``: the runtime calls that after a stop or an error too, to end
+        open events, and a recording cut there is part of a video.
+        """
         self._complete = True
-        return frame
 
     def close(self) -> None:
         """Store the recording, unless the run stopped before the end of the video."""
+        recorded = len(set(self._cols["frame"]))
         if not self._complete or self._last is None:
-            log.info("track cache not written for %s: the run did not reach the end", self.meta.get("video"))
+            log.info("track cache not written for %s: the run stopped after %d frames, before the end",
+                     self.meta.get("video"), recorded)
+            return
+        if self.frames is not None and recorded < self.frames:
+            log.warning("track cache not written for %s: %d of its %d frames recorded", self.meta.get("video"),
+                        recorded, self.frames)
             return
         table = pl.DataFrame(self._cols, schema={"frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
                                                  "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32,
                                                  "y2": pl.Float32, "confidence": pl.Float32})
         width, height = self._last.size
         self.cache.put(self.key, table, {**self.meta, "name": self._last.video, "width": width, "height": height,
-                                         "epoch": self._last.epoch, "frames": table["frame"].n_unique()})
+                                         "epoch": self._last.epoch, "frames": recorded})
 
 
 class CachedSource:

@@ -20,10 +20,12 @@ from typing import Any
 
 import cv2
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required
@@ -242,9 +244,12 @@ def app(cfg: DictConfig) -> None:
     """Hydra entry point; dispatches on ``cfg.mode``.
 
     User-fixable errors are reported here, inside the job, so Hydra does not add its
-    own "Error executing job" line; they leave as ``SystemExit(2)``.
+    own "Error executing job" line; they leave as ``SystemExit(2)``. Site and
+    experiment files are checked for unknown keys first: Hydra lets a file add keys
+    silently, so a typo there would leave a default in force without a word.
     """
     try:
+        check_config_files(HydraConfig.get())
         mode = cfg.mode
         if mode == "run":
             stats = run_pipeline(cfg)

@@ -15,6 +15,7 @@ the detector loaded.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -28,6 +29,7 @@ from vizoflow.errors import ConfigError, GraphError, VizoflowError
 from vizoflow.node import Node
 
 SOURCE = "source"
+ENTRY_KEYS = ("node", "inputs")
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -42,6 +44,11 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             raise GraphError(name, "expected a mapping with keys 'node' (a config with _target_) and 'inputs'")
         if "_target_" not in entry["node"]:
             raise GraphError(name, "'node' has no _target_ (the class to build)")
+        for key in entry:
+            if key not in ENTRY_KEYS:  # e.g. 'inptus' would silently leave the default input
+                close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
+                raise GraphError(name, f"unknown key '{key}' (an entry has only {' and '.join(ENTRY_KEYS)}"
+                                       + (f"; did you mean '{close[0]}'?)" if close else ")"))
         inputs = entry.get("inputs", [SOURCE])
         if isinstance(inputs, str) or not isinstance(inputs, (list, tuple, ListConfig)):
             raise GraphError(name, f"'inputs' must be a list of node names, got {inputs!r}")

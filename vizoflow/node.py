@@ -15,8 +15,11 @@ class Node(Protocol):
     own class plugs in from YAML. Optional methods the runtime calls when present:
 
     - ``process_batch(frames) -> frames``: several consecutive frames at once.
-    - ``finish(frame) -> frame``: end of stream; ``frame`` is an empty copy of the last
-      frame. Rules end their open events into ``frame.events``, sinks record them.
+    - ``finish(frame) -> frame``: no more frames will come (end of stream, a stop, an
+      error); ``frame`` is an empty copy of the last frame. Rules end their open
+      events into ``frame.events``, sinks record them.
+    - ``end_of_stream()``: after ``finish``, only when the source yielded its last
+      frame (never after a stop or an error): the node saw the whole stream.
     - ``close()``: release resources and flush, also after an error or Ctrl-C.
     """
 

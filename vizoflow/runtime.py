@@ -79,8 +79,11 @@ class Runtime:
 
     Nodes that define ``process_batch(frames) -> frames`` receive ``batch_size``
     consecutive frames at once (the detector uses it); others get them one by one,
-    in order. Every node's ``close()`` runs at the end, also after an error or
-    Ctrl-C, so sinks flush what they have.
+    in order. Every node's ``finish(frame)`` and ``close()`` run at the end, also
+    after a stop, an error or Ctrl-C, so events already seen are ended and sinks
+    flush what they have. ``end_of_stream()`` runs only when the source yielded its
+    last frame, so a node that stores a *whole* video (the track cache) never
+    mistakes a stopped run for a complete one.
 
     Args:
         source: Iterable of frames with ``close()``; ``total_frames`` (optional) sizes the progress bar.
@@ -141,6 +144,8 @@ class Runtime:
         finally:
             bar.close()
             self._finish_all()
+            if self.stats.status == "ok":  # the source ran out by itself: no stop, no error
+                self._end_of_stream_all()
             self.stats.seconds = time.perf_counter() - started
             self._close_all()
         return self.stats
@@ -163,11 +168,12 @@ class Runtime:
         self._last = batch[-1]
 
     def _finish_all(self) -> None:
-        """End of stream: let nodes with ``finish(frame)`` end open events, and sinks see them.
+        """No more frames: let nodes with ``finish(frame)`` end open events, and sinks see them.
 
         The frame passed along is an empty copy of the last frame seen (its clock and
-        video), so events ended here carry real times. Runs after errors too: events
-        already started are closed, not lost.
+        video), so events ended here carry real times. Runs after a stop or an error
+        too: events already started were really observed, so they are closed, not
+        lost. Whether the source reached its end is told apart by ``end_of_stream()``.
         """
         if self._last is None:
             return
@@ -181,6 +187,17 @@ class Runtime:
                 frame = finish(frame)
             except Exception as exc:  # noqa: BLE001 - keep finishing the others
                 log.error("node '%s' failed to finish: %s", name, exc)
+
+    def _end_of_stream_all(self) -> None:
+        """Tell nodes with ``end_of_stream()`` that the source yielded its last frame."""
+        for name, node in self.nodes:
+            end_of_stream = getattr(node, "end_of_stream", None)
+            if end_of_stream is None:
+                continue
+            try:
+                end_of_stream()
+            except Exception as exc:  # noqa: BLE001 - a node that cannot complete must not stop the others
+                log.error("node '%s' failed at the end of the stream: %s", name, exc)
 
     def _close_all(self) -> None:
         """Close every node, then the source; re-raise the first failure after all closed."""
