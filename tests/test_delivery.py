@@ -241,3 +241,71 @@ def test_killed_while_uploads_are_pending_every_incident_arrives_exactly_once(ht
     incidents = [json.loads(req.get_data())["event_id"] for req, _ in httpserver.log if req.path.endswith("alerts")]
     assert sorted(incidents) == [f"unattended-{n}" for n in range(5)]  # each exactly once
     assert Outbox(outbox_path).counts()["reported"] == 5
+
+
+# -- what counts as success (docs/reliability_items_3_5.md) ---------------------------------------------------------
+
+def report_answers(httpserver, world, body, status=200, content_type="application/json"):
+    """Upload succeeds; the incident API answers ``body``; returns the item after one drain."""
+    httpserver.expect_request("/uploadFile").respond_with_json({"filename": "stored.mp4"})
+    httpserver.expect_request("/api/Addprolificai_alerts", method="POST").respond_with_data(
+        body, status=status, content_type=content_type)
+    moved = courier(httpserver, world["outbox"]).drain()
+    return moved, world["outbox"].get(world["item"])
+
+
+def test_an_html_page_with_200_from_the_incident_api_is_not_reported_and_is_retried(httpserver, world):
+    moved, item = report_answers(httpserver, world, "<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+    assert moved == 0 and item.state == "uploaded" and item.reported_to == ()
+    assert item.attempts == 1 and "not JSON" in item.last_error and "text/html" in item.last_error
+    httpserver.clear()  # the API is back: the next drain reports it, with the same incident id
+    httpserver.expect_request("/api/Addprolificai_alerts").respond_with_json({"success": True})
+    assert courier(httpserver, world["outbox"]).drain() == 1
+    assert world["outbox"].get(world["item"]).state == "reported"
+    assert json.loads(httpserver.log[-1][0].get_data())["incident_id"] == item.incident_id
+
+
+@pytest.mark.parametrize("answer", [
+    {"success": False, "message": "invalid camera"},
+    {"success": "false"},
+    {"ok": False},
+    {"status": "error", "message": "db down"},
+    {"status": 500},
+    {"error": "quota exceeded"},
+])
+def test_a_json_200_that_says_failure_is_not_reported_and_is_parked_with_the_reason(httpserver, world, answer):
+    moved, item = report_answers(httpserver, world, json.dumps(answer))
+    assert moved == 0 and item.state == "failed" and item.reported_to == ()
+    assert "the server says" in item.last_error or "answers an error" in item.last_error
+    message = answer.get("message") or answer.get("error")
+    if message:
+        assert message in item.last_error
+
+
+@pytest.mark.parametrize("answer", [{"success": True, "id": 12}, {"status": "success"}, {"ok": True}, {}])
+def test_a_json_200_that_does_not_say_failure_is_reported(httpserver, world, answer):
+    moved, item = report_answers(httpserver, world, json.dumps(answer))
+    assert moved == 1 and item.state == "reported" and item.last_error is None
+
+
+def test_204_no_content_counts_as_reported(httpserver, world):
+    moved, item = report_answers(httpserver, world, "", status=204, content_type="")
+    assert moved == 1 and item.state == "reported"
+
+
+def test_an_empty_200_is_not_reported(httpserver, world):
+    moved, item = report_answers(httpserver, world, "", status=200, content_type="")
+    assert moved == 0 and item.state == "uploaded" and "empty answer" in item.last_error
+
+
+@pytest.mark.parametrize(("body", "state", "words"), [
+    (json.dumps({"success": False, "filename": "x.mp4", "message": "storage full"}), "failed", "storage full"),
+    ("", "clip_written", "empty answer"),
+    ("[1, 2]", "clip_written", "not an object"),
+])
+def test_an_upload_answer_that_says_failure_is_not_an_upload(httpserver, world, body, state, words):
+    httpserver.expect_request("/uploadFile").respond_with_data(body, content_type="application/json")
+    assert courier(httpserver, world["outbox"]).drain() == 0
+    item = world["outbox"].get(world["item"])
+    assert item.state == state and words in item.last_error and item.uploaded_filename is None
+    assert not any(req.path.endswith("alerts") for req, _ in httpserver.log)

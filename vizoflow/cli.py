@@ -132,6 +132,11 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)
     started = time.time()
+    from vizoflow.nodes.live import LiveSource  # where dates come from: run.json and analytics metadata
+    time_source = "wall clock" if isinstance(source, LiveSource) else getattr(source, "start_time_source", None)
+    for collector in (getattr(node, "collector", None) for _, node in nodes):
+        if time_source is not None and callable(getattr(collector, "set_start_time_source", None)):
+            collector.set_start_time_source(time_source)
     try:
         with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):
             runtime.run()
@@ -142,6 +147,7 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "versions": versions(),
             "inference": inference_info(cfg, nodes),
+            "start_time_source": time_source,
             **(extra or {}),
         })
     return runtime.stats

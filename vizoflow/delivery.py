@@ -63,6 +63,85 @@ def endpoint_name(url: str | None) -> str:
     return urlunsplit((parts.scheme.lower(), host.lower(), parts.path, "", ""))
 
 
+FAILURE_WORDS = frozenset({"error", "err", "fail", "failed", "failure", "false", "ko", "no", "0"})
+SUCCESS_WORDS = frozenset({"true", "ok", "success", "succeeded", "yes", "1"})
+
+
+def _says_yes(value: object) -> bool:
+    """A success field's value read as yes/no (``true``, ``1``, ``"ok"``, ``"success"`` are yes)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in SUCCESS_WORDS
+    return False
+
+
+def _server_message(answer: dict[str, Any]) -> str:
+    for key in ("message", "msg", "error", "detail", "errors"):
+        if answer.get(key):
+            return f": {str(answer[key])[:120]!r}"
+    return ""
+
+
+def reply_failure(answer: Any) -> str | None:
+    """Why a parsed 2xx JSON answer says the request failed, or None if it does not.
+
+    The answer must be a JSON object. It fails when it carries the API's own verdict
+    and that verdict is no: ``success`` or ``ok`` not true (``false``, ``0``, ``"false"``,
+    ``null``); ``status`` false, a failure word (``"error"``, ``"fail"``, ``"failed"``,
+    ...) or a number >= 400; or, with no ``success``/``ok``/``status`` field, a non-empty
+    ``error``. An object with none of these fields (``{}``, ``{"id": 7}``) is success:
+    not every endpoint has a verdict field.
+    """
+    if not isinstance(answer, dict):
+        return f"answer is JSON but not an object: {json.dumps(answer)[:80]}"
+    for key in ("success", "ok"):
+        if key in answer and not _says_yes(answer[key]):
+            return f"the server says {key}={json.dumps(answer[key])}{_server_message(answer)}"
+    status = answer.get("status")
+    if (status is False or (isinstance(status, (int, float)) and not isinstance(status, bool) and status >= 400)
+            or (isinstance(status, str) and status.strip().lower() in FAILURE_WORDS)):
+        return f"the server says status={json.dumps(status)}{_server_message(answer)}"
+    if not any(key in answer for key in ("success", "ok", "status")) and answer.get("error"):
+        return f"the server answers an error{_server_message(answer)}"
+    return None
+
+
+def check_reply(response: requests.Response, url: str, empty_ok: bool = False) -> dict[str, Any]:
+    """Decide whether a 2xx answer is a success; return its JSON object.
+
+    Success is: a 2xx status (checked by :class:`HttpClient`), **and** a body that
+    parses as a JSON object (the ``Content-Type`` is not trusted either way), **and**
+    no failure verdict in it (:func:`reply_failure`). With ``empty_ok``, a ``204 No
+    Content`` (or any 2xx with an empty body) is a success too, answering ``{}``.
+
+    Raises:
+        TransientError: the body is not JSON (an HTML error page from a proxy, a
+            captive portal or a maintenance page, a cut-off body): tried again later.
+        PermanentError: the JSON says the request failed (``success: false`` ...):
+            parked as ``failed`` with the server's message, for a person to look at.
+    """
+    body = response.content or b""
+    if not body.strip():
+        if empty_ok:
+            return {}
+        raise TransientError(f"POST {url}: HTTP {response.status_code} with an empty answer (expected JSON)")
+    try:
+        answer = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise TransientError(f"POST {url}: HTTP {response.status_code} answer is not JSON ({kind}): "
+                             f"{response.text[:80]!r}") from None
+    failure = reply_failure(answer)
+    if failure is not None:
+        if not isinstance(answer, dict):
+            raise TransientError(f"POST {url}: {failure}")
+        raise PermanentError(f"POST {url}: HTTP {response.status_code} but {failure}")
+    return answer
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard to try one request before giving the item back to the outbox.
@@ -174,9 +253,15 @@ class Uploader:
     def upload(self, path: Path) -> Stored:
         """Upload ``path`` (the seed's ``_upload_video_file``).
 
+        Success is a 2xx answer with a JSON object that does not say it failed (see
+        :func:`check_reply`; an empty answer or a 204 is not a success here: the
+        stored file name is needed) and carries a safe ``filename`` (or ``data.filename``).
+
         Raises:
-            PermanentError: missing file, refused, or an answer without a safe filename.
-            TransientError: the server could not be reached or kept failing.
+            PermanentError: missing file, refused, a JSON answer saying failure, or an
+                answer without a safe filename.
+            TransientError: the server could not be reached or kept failing, or its
+                answer is not JSON (e.g. an HTML error page with status 200).
         """
         if not path.is_file():
             raise PermanentError(f"clip to upload is missing: {path}")
@@ -184,12 +269,9 @@ class Uploader:
         with open(path, "rb") as fh:
             response = self.client.post(self.url, timeout=self.timeout_for(size),
                                         files={self.field: (path.name, fh, "video/mp4")})
-        try:
-            answer = response.json()
-        except ValueError:
-            raise TransientError(f"POST {self.url}: answer is not JSON: {response.text[:80]!r}") from None
-        name = answer.get("filename") if isinstance(answer, dict) else None
-        if name is None and isinstance(answer, dict) and isinstance(answer.get("data"), dict):
+        answer = check_reply(response, self.url)  # JSON object without a failure verdict, else raises
+        name = answer.get("filename")
+        if name is None and isinstance(answer.get("data"), dict):
             name = answer["data"].get("filename")
         filename = safe_filename(name)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -224,13 +306,27 @@ class IncidentReporter:
         self.destination = endpoint_name(url if client is not None else None)  # recorded in ``reported_to``
 
     def report(self, payload: dict[str, Any]) -> None:
-        """Deliver one incident."""
+        """Deliver one incident; returns only if the incident API accepted it.
+
+        Accepted means (:func:`check_reply`): a 2xx status, and a body that is a JSON
+        object whose own verdict (``success``, ``ok``, ``status``, ``error``) does not
+        say failure, e.g. ``{"success": true}``, ``{"status": "ok"}`` or ``{}``; or a
+        ``204 No Content`` (empty body: the server explicitly says there is nothing to
+        answer, and an HTML error page is never empty).
+
+        Raises:
+            TransientError: unreachable, 5xx/408/429 after the retries, or a 2xx whose
+                body is not JSON (an HTML page) or is empty without 204: tried again later.
+            PermanentError: other 4xx, or a JSON answer saying failure (``{"success":
+                false, "message": ...}``): parked as ``failed`` with that reason.
+        """
         if self.url is None or self.client is None:
             if self.local_log is not None:
                 with open(self.local_log, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(payload) + "\n")
             return
-        self.client.post(self.url, timeout=self.timeout, json=payload)
+        response = self.client.post(self.url, timeout=self.timeout, json=payload)
+        check_reply(response, self.url, empty_ok=response.status_code == 204)
 
 
 def api_key_from_env(name: str = "VIZO_API_KEY") -> str | None:

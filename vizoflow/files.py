@@ -12,11 +12,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON beside ``path``, fsync it, and rename it over ``path``.
 
     A reader, or a restart after a crash at any moment, sees the old file or the new
-    one, never a torn one.
+    one, never a torn one. On an error (e.g. ``ENOSPC``) the temporary file is removed
+    and the error raised; ``path`` still holds the previous version.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # disk full, I/O error: ``path`` keeps the old file; free the space of the torn copy
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise

@@ -21,6 +21,7 @@ to them, ``linked`` means also written into every metrics file listed.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -29,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 CLIP_WRITTEN, UPLOADED, REPORTED, LINKED, FAILED = "clip_written", "uploaded", "reported", "linked", "failed"
 STATES = (CLIP_WRITTEN, UPLOADED, REPORTED, LINKED, FAILED)
@@ -133,14 +136,24 @@ class Outbox:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE ... COMMIT`` transaction.
+
+        If the body or the ``COMMIT`` itself fails (disk full, I/O error), the
+        transaction is rolled back and the error raised: nothing of it is stored, and
+        the connection is out of the transaction, ready for the next one (a retry).
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may already have rolled back a failed COMMIT
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error as exc:
+                        log.error("outbox %s: ROLLBACK failed too: %s", self.path, exc)
                 raise
-            self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Add the destination and link columns to an older outbox, filled in from what it knew.

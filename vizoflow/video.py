@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from collections.abc import Iterator
@@ -17,6 +17,13 @@ import av
 import numpy as np
 
 from vizoflow.errors import SourceError
+
+# Where a video's start time (``VideoInfo.epoch``) came from; recorded in run.json and
+# analytics_metrics.json so an analyst knows which dates to trust.
+FROM_TAG = "creation_time tag"
+FROM_MTIME = "modification time (guess)"
+FROM_CONFIG = "source.start_time"
+FROM_WALL_CLOCK = "wall clock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +37,30 @@ class VideoInfo:
     frames: int | None
     duration: float | None
     epoch: float
+    epoch_source: str = FROM_TAG  # FROM_TAG or FROM_MTIME (a guess: a copied file shifts every date)
+    epoch_note: str = ""  # why it is a guess (for the warning)
 
 
-def _creation_epoch(container: av.container.InputContainer, path: Path, duration: float | None) -> float:
-    """Real time of the first frame: container ``creation_time`` tag, else mtime minus duration.
+def _creation_epoch(container: av.container.InputContainer, path: Path,
+                    duration: float | None) -> tuple[float, str, str]:
+    """Real time of the first frame, where it came from, and why when it is a guess.
 
-    Archive files are usually closed when recording stops, so the mtime-based guess
-    lands near the truth when the tag is missing.
+    The container ``creation_time`` tag, else the modification time minus the duration:
+    archive files are usually closed when recording stops, so the guess lands near the
+    truth for the original file, but a copied or touched file shifts every date.
     """
     tag = container.metadata.get("creation_time")
+    note = "no creation_time tag"
     if tag:
         try:
-            return datetime.fromisoformat(tag.replace("Z", "+00:00")).timestamp()
+            when = datetime.fromisoformat(tag.replace("Z", "+00:00"))
         except ValueError:
-            pass
-    return path.stat().st_mtime - (duration or 0.0)
+            note = f"unreadable creation_time tag {tag!r}"
+        else:
+            if when.tzinfo is None:  # ffmpeg writes UTC; a tag without zone is taken as UTC, not local time
+                when = when.replace(tzinfo=timezone.utc)
+            return when.timestamp(), FROM_TAG, ""
+    return path.stat().st_mtime - (duration or 0.0), FROM_MTIME, note
 
 
 def probe(path: Path) -> VideoInfo:
@@ -65,7 +81,7 @@ def probe(path: Path) -> VideoInfo:
                 container.duration / 1e6 if container.duration else None)
             frames = stream.frames or (round(duration * fps) if duration else None)
             return VideoInfo(path, stream.codec_context.width, stream.codec_context.height, fps, frames or None,
-                             duration, _creation_epoch(container, path, duration))
+                             duration, *_creation_epoch(container, path, duration))
     except av.error.FFmpegError as exc:
         raise SourceError(f"cannot read video {path}: {exc}") from None
 

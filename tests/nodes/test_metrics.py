@@ -93,23 +93,43 @@ def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_
     script = textwrap.dedent(f"""
         from vizoflow.events import Event
         from vizoflow.nodes.metrics import MetricsCollector
+        import sys
+        run = sys.argv[1]
         c = MetricsCollector({str(path)!r})
         i = 0
         while True:
             i += 1
-            c.add_event(Event("interaction", "end", f"e{{i}}", "cam", (1, 2), ((0, 0, 1, 1),) * 2, 0.9, float(i), 3.0))
+            c.add_event(Event("interaction", "end", f"{{run}}-e{{i}}", "cam", (1, 2), ((0, 0, 1, 1),) * 2, 0.9, float(i), 3.0))
     """)
-    for delay in (0.05, 0.13, 0.31):
-        proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ})
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(delay)  # mid-stream of hundreds of writes a second
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+
+    def count() -> int:
+        try:
+            return len(json.loads(path.read_text())["interaction_metrics"]["interaction_times"])
+        except FileNotFoundError:
+            return 0
+
+    written, before = 0, set()
+    for run, delay in enumerate((0.05, 0.13, 0.31)):
+        proc = subprocess.Popen([sys.executable, "-c", script, f"run{run}"], env={**os.environ})
+        try:
+            # this process continues the file: wait until it has written, so the kill hits its writes
+            deadline = time.monotonic() + 60
+            while count() <= written and time.monotonic() < deadline:
+                assert proc.poll() is None, "the writer died on its own"
+                time.sleep(0.005)
+            assert count() > written, "the writer wrote nothing within 60 s"
+            time.sleep(delay)  # mid-stream of hundreds of writes a second
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
         data = json.loads(path.read_text())  # would raise on a torn file
         jsonschema.validate(data, SEED_SCHEMA)
-    assert len(data["interaction_metrics"]["interaction_times"]) > 0
+        entries = data["interaction_metrics"]["interaction_times"]
+        ids = {e["event_id"] for e in entries}
+        assert any(i.startswith(f"run{run}-") for i in ids)  # this run's writes, not the previous run's file
+        assert before <= ids  # nothing recorded before was lost
+        written, before = len(entries), ids
 
 
 def test_sink_logs_every_phase_and_records_ended_events(tmp_path):
@@ -137,3 +157,70 @@ def test_other_version_is_refused(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"metadata": {"version": "1.0"}}))
     with pytest.raises(ValueError, match="1.0"):
         MetricsCollector(tmp_path / "m.json")
+
+
+def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_write(tmp_path, monkeypatch, caplog):
+    """Injected ENOSPC: the pipeline's calls do not raise, nothing recorded is lost, one error per streak."""
+    import vizoflow.nodes.metrics as metrics_module
+
+    path = tmp_path / "m.json"
+    real_write = metrics_module.write_json_atomic
+    sink = MetricsSink(str(path), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), link_seconds=0.0)
+    first = event(start=10.0)
+    sink.collector.add_event(first)
+    full = {"on": True}
+
+    def write(target, data):
+        if full["on"]:
+            raise OSError(28, "No space left on device")
+        real_write(target, data)
+
+    monkeypatch.setattr(metrics_module, "write_json_atomic", write)
+    import numpy as np
+
+    frame = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8))
+    frame.events = [event(start=20.0), event(start=30.0)]
+    sink.process(frame)  # does not raise: analysis goes on
+    frame.events = [event(start=40.0)]
+    sink.process(frame)
+    assert sink.collector.unsaved and sink.status() == {"metrics_unsaved": 1.0}
+    assert caplog.text.count("could not write") == 1  # once per streak, not per write
+    on_disk = json.loads(path.read_text())["interaction_metrics"]["interaction_times"]
+    assert [e["event_id"] for e in on_disk] == [first.event_id]  # the old complete file is intact
+    assert list(tmp_path.glob(".m.json.*.tmp")) == []
+    full["on"] = False  # space is back: the next pass writes everything
+    frame.events = []
+    sink.process(frame)
+    assert not sink.collector.unsaved and sink.status() == {"metrics_unsaved": 0.0}
+    assert "written again after 5 failed write(s)" in caplog.text  # 3 events + 2 retries
+    ids = [e["event_id"] for e in json.loads(path.read_text())["interaction_metrics"]["interaction_times"]]
+    assert ids == [event(start=s).event_id for s in (10.0, 20.0, 30.0, 40.0)]
+    sink.close()
+
+
+def test_a_link_is_done_only_once_the_file_holding_it_is_written(tmp_path, monkeypatch):
+    import vizoflow.nodes.metrics as metrics_module
+    from vizoflow.nodes.metrics import EvidenceLinker
+    from vizoflow.outbox import Outbox
+
+    collector = MetricsCollector(tmp_path / "m.json")
+    e = event()
+    collector.add_event(e)
+    outbox = Outbox(tmp_path / "o.sqlite")
+    clip = tmp_path / "segment_1_x_interaction_start.mp4"
+    clip.write_bytes(b"x")
+    item_id = outbox.add(e.event_id, 1, e.kind, str(clip), {**e.to_dict(), "metrics_path": str(collector.path)})
+    outbox.uploaded(item_id, "local", "segment_1.mp4", "file:///x", "2025-10-25 11:00:00", "incident_1")
+    outbox.reported(item_id, "local")
+    real_write = metrics_module.write_json_atomic
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics_module, "write_json_atomic", full)
+    linker = EvidenceLinker(outbox, collector)
+    assert linker.link() == 0 and outbox.get(item_id).state == "reported"  # not linked while not on disk
+    monkeypatch.setattr(metrics_module, "write_json_atomic", real_write)
+    assert linker.link() == 1 and outbox.get(item_id).state == "linked"
+    entry = json.loads(collector.path.read_text())["interaction_metrics"]["interaction_times"][0]
+    assert entry["video_evidence"]["incident_id"] == "incident_1"

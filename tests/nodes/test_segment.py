@@ -117,3 +117,58 @@ def test_a_write_error_abandons_the_clip_not_the_pipeline(tmp_path, monkeypatch)
     run(seg, frames(60), {20: [event("start", 1.0, 1.0)], 40: [event("end", 1.0, 3.0)]})
     assert seg.written == [] and seg.status()["clips_skipped"] == 1
     assert list(tmp_path.glob("*.partial")) == []
+
+
+def test_a_database_error_when_recording_a_clip_keeps_the_clip_and_the_pipeline_and_retries(tmp_path, monkeypatch, caplog):
+    import sqlite3
+    import time
+
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=1.0, post_roll=0.5, fps=FPS, min_free_mb=0)
+    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
+    real_record, broken = seg.outbox.record, {"on": True}
+
+    def record(*args, **kwargs):
+        if broken["on"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(seg.outbox, "record", record)
+    stream, events = frames(120), {20: [event("start", 1.0, 1.0)], 40: [event("end", 1.0, 3.0)]}
+    for f in stream[:80]:  # the clip ends at 4.5 s: finalized and its recording fails
+        f.events = events.get(f.index, [])
+        seg.process(f)  # would raise "segment writer failed" if the error stopped the worker
+    deadline = time.monotonic() + 30
+    while seg.status()["clips_unrecorded"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seg.status()["clips_unrecorded"] == 1 and seg.status()["clips_written"] == 1
+    [path] = seg.written
+    assert path.is_file() and Outbox(tmp_path / "o.sqlite").all() == []
+    assert "could not record " + path.name in caplog.text and "analysis goes on" in caplog.text
+    broken["on"] = False  # the database works again: the next frames record the clip
+    for f in stream[80:]:
+        seg.process(f)
+    seg.close()
+    [item] = Outbox(tmp_path / "o.sqlite").all()
+    assert item.segment_path == str(path) and item.state == "clip_written" and item.event_id == "unattended-x-2"
+    assert seg.status()["clips_unrecorded"] == 0 and "recorded after an earlier failure" in caplog.text
+
+
+def test_a_clip_still_unrecorded_at_close_is_recorded_by_the_next_start(tmp_path, monkeypatch, caplog):
+    import sqlite3
+
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=1.0, post_roll=0.5, fps=FPS, min_free_mb=0)
+
+    def broken(*_args, **_kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(seg.outbox, "record", broken)
+    run(seg, frames(60), {20: [event("start", 1.0, 1.0)], 40: [event("end", 1.0, 3.0)]})
+    [path] = seg.written
+    note = path.with_name(path.name + ".unrecorded.json")
+    assert path.is_file() and note.is_file() and Outbox(tmp_path / "o.sqlite").all() == []
+    assert "1 clip(s) could not be recorded" in caplog.text and path.name in caplog.text
+    again = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), fps=FPS)  # the next run on the folder
+    again.close()
+    [item] = Outbox(tmp_path / "o.sqlite").all()
+    assert item.segment_path == str(path) and item.event_id == "unattended-x-2" and item.state == "clip_written"
+    assert item.event["segment"]["filename"] == path.name and not note.exists()

@@ -60,3 +60,32 @@ def test_stopping_early_releases_the_decoder_thread(tmp_path):
             break
     src.close()
     assert src._thread is None
+
+
+def test_start_time_source_is_recorded_and_a_guess_warned_once_per_video(tmp_path, caplog):
+    import logging
+
+    from tests.test_video import tagged_copy
+
+    (tmp_path / "in").mkdir()
+    plain = write_video(tmp_path / "in" / "b_plain.mp4", frames=3, fps=10)
+    write_video(tmp_path / "in" / "c_plain.mp4", frames=3, fps=10)
+    tagged_copy(plain, tmp_path / "in" / "a_tagged.mp4", "2024-03-05T08:30:00Z")
+    with caplog.at_level(logging.WARNING, logger="vizoflow.nodes.sources"):
+        src = VideoFileSource(str(tmp_path / "in"))
+        frames = list(src)
+    assert src.start_time_sources == {"a_tagged": "creation_time tag", "b_plain": "modification time (guess)",
+                                      "c_plain": "modification time (guess)"}
+    assert src.start_time_source == src.start_time_sources  # they differ: per video
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and "b_plain.mp4" in warned[0] and "c_plain.mp4" in warned[1]
+    assert all("modification time" in w and "source.start_time" in w for w in warned)
+    assert {f.epoch for f in frames if f.video == "a_tagged"} == {1709627400.0}
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vizoflow.nodes.sources"):
+        given = VideoFileSource(str(tmp_path / "in"), start_time="1000")
+    assert given.start_time_source == "source.start_time" and not caplog.records  # told, so no guess
+    assert VideoFileSource(str(tmp_path / "in" / "a_tagged.mp4")).start_time_source == "creation_time tag"
+    with pytest.raises(SourceError, match="start_time"):
+        VideoFileSource(str(plain), start_time="yesterday")

@@ -20,13 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def incident_id_for(item: Item) -> str:
-    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form, unique thanks to the outbox row id."""
-    start = item.event.get("start", "")
+    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form, unique thanks to the outbox row id.
+
+    Raises:
+        PermanentError: the event's start is missing, not an ISO time or without a time
+            zone; the item is parked as failed with that reason rather than dated now.
+    """
+    start = item.event.get("start")
     try:
-        stamp = datetime.fromisoformat(start).astimezone(timezone.utc).strftime("%Y%m%d_%H%M%S")
+        when = datetime.fromisoformat(start) if isinstance(start, str) else None
     except ValueError:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-    return f"incident_{stamp}_{item.id}"
+        when = None
+    if when is None or when.tzinfo is None:
+        raise PermanentError(f"event {item.event_id}: start {start!r} is not an ISO time with a time zone, "
+                             f"so its incident cannot be dated")
+    return f"incident_{when.astimezone(timezone.utc).strftime('%Y%m%d_%H%M%S')}_{item.id}"
 
 
 def incident_payload(item: Item, site: str, camera: str) -> dict[str, Any]:

@@ -93,6 +93,12 @@ class MetricsCollector:
     loaded and extended, so a restarted live run keeps its history. Thread-safe: the
     evidence worker links clips from another thread.
 
+    A failed write (disk full, I/O error) does not stop the pipeline and loses nothing
+    recorded: the data stays in memory (``unsaved`` is True), the error is logged once
+    per streak of failures, and the whole file is written again on the next change,
+    :meth:`retry` or :meth:`save` (the sink retries every ``link_seconds`` and at close).
+    The file on disk keeps its previous complete version meanwhile.
+
     Args:
         path: The JSON file.
         site: Site name for the metadata.
@@ -102,6 +108,8 @@ class MetricsCollector:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.unsaved = False  # the last write failed: memory holds more than the file
+        self.failed_writes = 0  # failed writes in the current streak
         self.data = self._load() or {
             "metadata": {"version": METRICS_VERSION, "site": site, "generator": f"vizoflow {__version__}",
                          "created": iso(datetime.now(timezone.utc).timestamp())},
@@ -110,6 +118,14 @@ class MetricsCollector:
             "queue_metrics": {"queue_events": []},
             "daily_summary": {},
         }
+
+    def set_start_time_source(self, source: str | dict[str, str]) -> bool:
+        """Record in ``metadata.start_time_source`` where the event dates come from
+        (``creation_time tag``, ``modification time (guess)``, ``source.start_time``,
+        ``wall clock``; per video when they differ); True if the file was written."""
+        with self._lock:
+            self.data["metadata"]["start_time_source"] = source
+            return self._save()
 
     def _load(self) -> dict[str, Any] | None:
         if not self.path.exists():
@@ -182,14 +198,32 @@ class MetricsCollector:
             "max_queue_length": int(max(v["q"])) if v["q"] else None,
         } for day, v in sorted(days.items())}
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
+        """Write the file; on an ``OSError`` keep the data in memory for the next write. True if written."""
         self.data["metadata"]["updated"] = iso(datetime.now(timezone.utc).timestamp())
-        write_json_atomic(self.path, self.data)
+        try:
+            write_json_atomic(self.path, self.data)
+        except OSError as exc:
+            if not self.unsaved:  # once per streak
+                log.error("could not write %s (%s); its data is kept in memory and written again on the next "
+                          "change and at close; analysis goes on", self.path, exc)
+            self.unsaved = True
+            self.failed_writes += 1
+            return False
+        if self.unsaved:
+            log.warning("%s written again after %d failed write(s); nothing was lost", self.path, self.failed_writes)
+        self.unsaved, self.failed_writes = False, 0
+        return True
 
-    def save(self) -> None:
-        """Write the file now."""
+    def save(self) -> bool:
+        """Write the file now; True if written (False: kept in memory, see ``unsaved``)."""
         with self._lock:
-            self._save()
+            return self._save()
+
+    def retry(self) -> bool:
+        """Write the file again if an earlier write failed; True if the file is up to date."""
+        with self._lock:
+            return self._save() if self.unsaved else True
 
 
 class EventsTable:
@@ -265,7 +299,8 @@ class EvidenceLinker:
     def _link_one(self, item: Item, path: str, evidence: VideoEvidence) -> str | None:
         """``linked``, ``gone``, or None to try again later (this run's entry is not written yet)."""
         if Path(path).resolve() == Path(self._own):
-            return LINK_DONE if self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence) else None
+            found = self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence)
+            return LINK_DONE if found and not self.collector.unsaved else None  # not written yet: try again later
         if not Path(path).is_file():
             log.warning("%s: metrics file %s is gone; its evidence is not linked there", item.event_id, path)
             return LINK_GONE
@@ -275,7 +310,7 @@ class EvidenceLinker:
             log.warning("%s: cannot link into %s: %s", item.event_id, path, exc)
             return LINK_GONE
         if collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence):
-            return LINK_DONE
+            return None if collector.unsaved else LINK_DONE  # a failed write is tried again on the next pass
         log.warning("%s: no such event in %s; its evidence is not linked there", item.event_id, path)
         return LINK_GONE
 
@@ -328,10 +363,16 @@ class MetricsSink:
             self.table.add(event)
             if event.phase == "end":
                 self.collector.add_event(event)
-        if self.linker is not None and time.monotonic() >= self._next_link:
+        if time.monotonic() >= self._next_link:
             self._next_link = time.monotonic() + self.link_seconds
-            self.linker.link()
+            self.collector.retry()  # a write that failed (disk full) is tried again
+            if self.linker is not None:
+                self.linker.link()
         return frame
+
+    def status(self) -> dict[str, float]:
+        """1 in ``metrics_unsaved`` while ``analytics_metrics.json`` could not be written (data in memory)."""
+        return {"metrics_unsaved": float(self.collector.unsaved)}
 
     def finish(self, frame: Frame) -> Frame:
         """Record the events ended at the end of the stream."""
@@ -345,4 +386,6 @@ class MetricsSink:
             self.linker.outbox.close()
         self.logger.close()
         self.table.close()
-        self.collector.save()
+        if not self.collector.save():
+            log.error("%s could not be written at close: %d failed write(s); the events of this run are in %s",
+                      self.collector.path, self.collector.failed_writes, self.logger.path)

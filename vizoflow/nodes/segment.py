@@ -10,13 +10,16 @@ waiting for a keyframe.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,12 +29,14 @@ import numpy as np
 
 from vizoflow.errors import ConfigError
 from vizoflow.events import Event
+from vizoflow.files import write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.outbox import ADOPTED, REPLACED, Item, Outbox, has_evidence
 from vizoflow.video import H264Writer
 
 log = logging.getLogger(__name__)
 SEGMENT_NAME = re.compile(r"^segment_(\d+)_")
+NOTE_SUFFIX = ".unrecorded.json"  # beside a clip whose outbox recording failed: what to record
 
 
 @dataclass
@@ -62,6 +67,15 @@ class VideoSegmenter:
     every event of this run gets evidence (``docs/evidence_reruns.md``). An event with
     no clip at all (disk low, write error) is logged with its id.
 
+    A database error while recording a finished clip (disk full, I/O error, locked)
+    does not stop analysis and does not lose the clip: the clip stays on disk, the
+    error is logged, the recording is kept in memory and retried every
+    ``RECORD_RETRY_SECONDS`` on the following frames and once more at close
+    (``clips_unrecorded`` in :meth:`status` counts those waiting). The recording is
+    also noted beside the clip (``<clip>.unrecorded.json``, when the disk allows), so
+    a clip still unrecorded at close, or when the process is killed, is recorded by
+    the next segmenter on the same folder when it starts; the note goes once recorded.
+
     Args:
         directory: Where clips go (``segments/``).
         outbox_path: SQLite outbox; None keeps clips local and unrecorded.
@@ -83,6 +97,7 @@ class VideoSegmenter:
     needs_video = True  # cuts clips from pixels: left out when replaying the track cache
 
     DISK_CHECK_SECONDS = 5.0  # free space is re-read at most this often
+    RECORD_RETRY_SECONDS = 2.0  # an outbox recording that failed is tried again at most this often
 
     def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,
                  post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0, fps: float = 25.0,
@@ -104,6 +119,7 @@ class VideoSegmenter:
         known = [p.name for p in self.directory.glob("segment_*.mp4")]
         known += [Path(item.segment_path).name for item in self.outbox.all()] if self.outbox is not None else []
         self._counter = max((int(m.group(1)) for name in known if (m := SEGMENT_NAME.match(name))), default=0)
+        self._record_noted()
         self._queue: queue.Queue[tuple] = queue.Queue(maxsize=queue_size)
         self._ring: deque[tuple[float, bytes]] = deque()
         self._clips: dict[str, _Clip] = {}
@@ -114,6 +130,9 @@ class VideoSegmenter:
         self._free_mb, self._free_checked = float("inf"), float("-inf")
         self.disk_low = False
         self.skipped = 0  # clips not started because the disk was low, or abandoned on a write error
+        # outbox steps that failed on a database error (disk full, I/O error): (what, retry), oldest first
+        self._unrecorded: list[tuple[str, Callable[[], None], Path | None]] = []  # (what, retry, note)
+        self._record_retry_at = float("-inf")
         self._thread = threading.Thread(target=self._work, name="vizoflow-segmenter", daemon=True)
         self._thread.start()
 
@@ -147,6 +166,7 @@ class VideoSegmenter:
         """Clip-side numbers for the live status line and health check."""
         return {"clips_open": len(self._clips), "clips_written": len(self.written), "clips_skipped": self.skipped,
                 "segment_queue": self._queue.qsize(), "disk_low": float(self.disk_low),
+                "clips_unrecorded": len(self._unrecorded),
                 "disk_free_mb": self._free_mb if self._free_mb != float("inf") else -1.0}
 
     # -- worker side -------------------------------------------------------------------
@@ -170,13 +190,18 @@ class VideoSegmenter:
             message = self._queue.get()
             try:
                 if message[0] == "stop":
+                    self._retry_records(force=True, last=True)
                     return
                 if message[0] == "frame":
                     self._on_frame(*message[1:])
+                    self._retry_records()
                 elif message[0] == "event":
                     self._on_event(message[1])
                 else:
                     self._close_all()
+                    self._retry_records(force=True)
+            except sqlite3.Error as exc:  # the outbox cannot be read or written: clips go on, recordings wait
+                log.error("segment: outbox error (%s); analysis goes on", exc)
             except OSError as exc:  # disk full, file system gone: lose the clips, not the pipeline
                 log.error("segment write failed, open clips abandoned (%s): %s",
                           ", ".join(k for k, c in self._clips.items() if c.writer is not None) or "none", exc)
@@ -254,7 +279,11 @@ class VideoSegmenter:
         """The outbox row of this event part if its evidence still exists (then no clip is written)."""
         if self.outbox is None or event is None or self.mode != "event":
             return None
-        item = self.outbox.find(event.event_id, part)
+        try:
+            item = self.outbox.find(event.event_id, part)
+        except sqlite3.Error as exc:  # cannot tell: write a new clip (recorded later; a clash is settled then)
+            log.error("outbox unreadable while opening a clip for %s (%s); writing a new clip", event.event_id, exc)
+            return None
         return item if item is not None and has_evidence(item) else None
 
     def _write(self, clip: _Clip, t: float, image: np.ndarray) -> None:
@@ -269,8 +298,9 @@ class VideoSegmenter:
         if clip.adopted is not None:
             # the part is over: the time a new clip would have been recorded, when this
             # run's metrics entry exists, so the row is linked into it at once
-            self.outbox.adopt(clip.adopted.id, self.metrics_path)  # type: ignore[union-attr]
-            self.adopted.append((clip.adopted.event_id, clip.part))
+            adopted = clip.adopted
+            self._try_record(f"adoption of {Path(adopted.segment_path).name} for {adopted.event_id}",
+                             lambda: self._adopt(adopted, clip.part))
             return
         path = clip.writer.close()  # type: ignore[union-attr]
         if path is None:
@@ -281,25 +311,113 @@ class VideoSegmenter:
         if self.outbox is None:
             return
         events = [clip.event] if clip.event is not None else clip.events
-        owned = False
-        for event in events:
-            record = event.to_dict()
-            record["segment"] = {"filename": path.name, "first_t": clip.first_t, "last_t": clip.last_t,
-                                 "frames": clip.frames}
-            record["metrics_path"] = self.metrics_path
-            item_id, outcome = self.outbox.record(event.event_id, clip.part, event.kind, str(path), record,
-                                                  self.metrics_path)
-            owned |= outcome != ADOPTED
+        ids = ", ".join(e.event_id for e in events) or "no event"
+        progress: dict = {"done": set(), "owned": False}  # a retry goes on where the failed attempt stopped
+        rows = [self._row(path, clip, event) for event in events]
+        self._try_record(f"{path.name} ({ids})", lambda: self._record(path, rows, progress),
+                         note=(path.with_name(path.name + NOTE_SUFFIX), rows))
+
+    def _row(self, path: Path, clip: _Clip, event: Event) -> dict:
+        """The arguments of :meth:`Outbox.record` for ``event``'s clip (JSON: also kept in a note)."""
+        record = event.to_dict()
+        record["segment"] = {"filename": path.name, "first_t": clip.first_t, "last_t": clip.last_t,
+                             "frames": clip.frames}
+        record["metrics_path"] = self.metrics_path
+        return {"event_id": event.event_id, "part": clip.part, "kind": event.kind, "segment_path": str(path),
+                "event": record, "metrics_path": self.metrics_path}
+
+    def _record_noted(self) -> None:
+        """Record the clips an earlier run wrote but could not record (its notes), then drop the notes."""
+        if self.outbox is None:
+            return
+        for note in sorted(self.directory.glob("segment_*" + NOTE_SUFFIX)):
+            path = note.with_name(note.name[:-len(NOTE_SUFFIX)])
+            try:
+                rows = json.loads(note.read_text(encoding="utf-8"))
+                if path.is_file():
+                    self._record(path, rows, {"done": set(), "owned": False})
+                    log.warning("outbox: %s (%s) recorded now; an earlier run could not record it", path.name,
+                                ", ".join(r["event_id"] for r in rows))
+                note.unlink()
+            except (OSError, ValueError, KeyError, TypeError, sqlite3.Error) as exc:
+                log.error("outbox: cannot record %s from its note %s: %s", path.name, note.name, exc)
+
+    def _adopt(self, adopted: Item, part: int) -> None:
+        self.outbox.adopt(adopted.id, self.metrics_path)  # type: ignore[union-attr]
+        self.adopted.append((adopted.event_id, part))
+
+    def _try_record(self, what: str, step: Callable[[], None], note: tuple[Path, list[dict]] | None = None) -> None:
+        """Run an outbox step; on a database error keep it for a retry (the clip stays on disk).
+
+        ``note``: where to keep the rows to record if the step fails, for the next run.
+        """
+        note_path = note[0] if note is not None else None
+        if self._unrecorded:  # keep the order: older recordings first
+            self._unrecorded.append((what, step, note_path))
+            self._write_note(note)
+            self._retry_records(force=True)
+            return
+        try:
+            step()
+        except sqlite3.Error as exc:
+            log.error("outbox: could not record %s (%s); the clip is kept and its recording retried; "
+                      "analysis goes on", what, exc)
+            self._unrecorded.append((what, step, note_path))
+            self._write_note(note)
+            self._record_retry_at = time.monotonic() + self.RECORD_RETRY_SECONDS
+
+    @staticmethod
+    def _write_note(note: tuple[Path, list[dict]] | None) -> None:
+        if note is None:
+            return
+        try:
+            write_json_atomic(note[0], note[1])
+        except OSError as exc:  # the disk is full: the recording is only in memory until it succeeds
+            log.warning("could not write %s either (%s)", note[0].name, exc)
+
+    def _retry_records(self, force: bool = False, last: bool = False) -> None:
+        """Try the waiting outbox steps again, oldest first; stop at the first that still fails."""
+        if not self._unrecorded or (not force and time.monotonic() < self._record_retry_at):
+            return
+        while self._unrecorded:
+            what, step, note = self._unrecorded[0]
+            try:
+                step()
+            except sqlite3.Error as exc:
+                self._record_retry_at = time.monotonic() + self.RECORD_RETRY_SECONDS
+                if last:
+                    noted = [w for w, _, n in self._unrecorded if n is not None and n.is_file()]
+                    log.error("outbox: %d clip(s) could not be recorded (%s); they stay on disk: %s. %d of them "
+                              "have a note and are recorded when the segmenter next starts on %s",
+                              len(self._unrecorded), exc, "; ".join(w for w, _, _ in self._unrecorded), len(noted),
+                              self.directory)
+                return
+            self._unrecorded.pop(0)
+            if note is not None:
+                note.unlink(missing_ok=True)
+            log.warning("outbox: %s recorded after an earlier failure", what)
+
+    def _record(self, path: Path, rows: list[dict], progress: dict) -> None:
+        """Record a finished clip in the outbox, one transaction per event row (``progress`` remembers
+        the rows already recorded, so a retry after a database error does not repeat them)."""
+        for row in rows:
+            event_id = row["event_id"]
+            if event_id in progress["done"]:
+                continue
+            item_id, outcome = self.outbox.record(**row)  # type: ignore[union-attr]
+            progress["done"].add(event_id)
+            progress["owned"] |= outcome != ADOPTED
             if outcome == ADOPTED:
                 log.info("event %s was already recorded as %s; linking its earlier evidence into this run",
-                         event.event_id, Path(self.outbox.get(item_id).segment_path).name)
-                self.adopted.append((event.event_id, clip.part))
+                         event_id, Path(self.outbox.get(item_id).segment_path).name)  # type: ignore[union-attr]
+                self.adopted.append((event_id, row["part"]))
             elif outcome == REPLACED:
                 log.info("event %s: its earlier clip is gone and was never uploaded; %s takes its place",
-                         event.event_id, path.name)
-        if events and not owned and self.mode == "event":  # another writer recorded this part meanwhile
+                         event_id, path.name)
+        if rows and not progress["owned"] and self.mode == "event":  # another writer recorded this part meanwhile
             path.unlink(missing_ok=True)
-            self.written.remove(path)
+            if path in self.written:
+                self.written.remove(path)
 
     def _close_all(self) -> None:
         for key in list(self._clips):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import glob
+import logging
 import queue
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vizoflow.errors import SourceError
 from vizoflow.frame import Frame
-from vizoflow.video import VideoInfo, decode, probe
+from vizoflow.video import FROM_CONFIG, FROM_MTIME, VideoInfo, decode, probe
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".mpg", ".mpeg", ".ts", ".webm", ".m4v"}
 _END = object()
@@ -51,7 +55,8 @@ class VideoFileSource:
         stride: Keep every ``stride``-th frame; kept frames keep their original index.
         prefetch: Decoded frames buffered ahead of the pipeline.
         start_time: Real time of the first frame as UTC epoch seconds; default from the
-            file (``creation_time`` tag, else modification time minus duration).
+            file (``creation_time`` tag, else modification time minus duration, a guess
+            that is warned about once per video and recorded in :attr:`start_time_sources`).
     """
 
     def __init__(self, path: str, stride: int = 1, prefetch: int = 8, start_time: float | None = None) -> None:
@@ -63,8 +68,33 @@ class VideoFileSource:
         self.stride = stride
         self.prefetch = prefetch
         self.start_time = start_time
+        if start_time is not None:
+            try:
+                self.start_time = float(start_time)
+            except (TypeError, ValueError):
+                raise SourceError(f"source.start_time must be UTC epoch seconds, got {start_time!r}") from None
+        for info in self.videos:
+            if self.start_time is None and info.epoch_source == FROM_MTIME:
+                log.warning("%s: %s; its start time is guessed from the file's modification time minus its "
+                            "duration (%s), and every date of its events shifts if the file was copied: "
+                            "set source.start_time to the real time", info.path, info.epoch_note,
+                            datetime.fromtimestamp(info.epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def start_time_sources(self) -> dict[str, str]:
+        """Where each video's start time comes from (video name to ``creation_time tag``,
+        ``modification time (guess)`` or ``source.start_time``)."""
+        return {info.path.stem: FROM_CONFIG if self.start_time is not None else info.epoch_source
+                for info in self.videos}
+
+    @property
+    def start_time_source(self) -> str | dict[str, str]:
+        """One source for all videos when they agree, else :attr:`start_time_sources`."""
+        sources = self.start_time_sources
+        distinct = set(sources.values())
+        return distinct.pop() if len(distinct) == 1 else sources
 
     @property
     def fps(self) -> float:
@@ -80,7 +110,7 @@ class VideoFileSource:
 
     def _frames(self) -> Iterator[Frame]:
         for info in self.videos:
-            epoch = info.epoch if self.start_time is None else float(self.start_time)
+            epoch = info.epoch if self.start_time is None else self.start_time
             for index, seconds, image in decode(info.path, info.frames):
                 if index % self.stride == 0:
                     yield Frame(video=info.path.stem, index=index, timestamp=seconds, image=image, epoch=epoch)
