@@ -164,7 +164,8 @@ def snapshot(cfg: DictConfig) -> Path:
         source.close()
     if frame is None:
         raise ConfigError("the source gave no frame to draw zones on")
-    zones = Zones(OmegaConf.to_container(cfg.zones, resolve=True))  # type: ignore[arg-type]
+    drawn = OmegaConf.to_container(cfg.frame_size) if cfg.get("frame_size") else None
+    zones = Zones(OmegaConf.to_container(cfg.zones, resolve=True), drawn_size=drawn)  # type: ignore[arg-type]
     zones.check_inside(frame.size)
     path = out / "snapshot.png"
     if not cv2.imwrite(str(path), Annotator(zones).draw_zones(frame.image.copy())):

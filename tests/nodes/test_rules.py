@@ -260,3 +260,15 @@ def test_interaction_pairs_tie_each_till_to_its_own_lane():
 def test_pairs_must_name_zones():
     with pytest.raises(ConfigError, match="interaction.pairs: zone 'lane_9' is not defined"):
         InteractionRule(zones=ZONES, pairs={"store": "lane_9"})
+
+
+def test_zones_drawn_on_smaller_frames_are_scaled_and_a_new_size_is_rechecked():
+    # the queue zone was drawn on 300x200 frames; these frames are 600x400: everything doubles
+    half = {"queue": [[200, 0], [300, 0], [300, 200], [200, 200]]}
+    rule = QueueRule(zones=half, zone="queue", min_people=2, min_seconds=0.5, frame_size=[300, 200])
+    people = {1: (450, 100, "customer"), 2: (500, 100, "customer")}  # inside the scaled zone only
+    assert phases(run(rule, [frame(i, people) for i in range(20)])) == [(5, "start"), (None, "end")]
+    wide = Frame(video="cam", index=20, timestamp=2.0, image=np.zeros((400, 900, 3), np.uint8),
+                 detections=frame(0, people).detections)
+    with pytest.raises(ConfigError, match="300x200"):  # same camera back at another aspect ratio: refused
+        rule.process(wide)

@@ -58,13 +58,15 @@ class PreviewWriter:
         path: Output ``.mp4``.
         zones: Site zones to draw (name to polygon), optional.
         fps: Nominal frame rate of the preview.
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     needs_video = True  # draws on pixels: left out when replaying the track cache
 
-    def __init__(self, path: str, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0) -> None:
+    def __init__(self, path: str, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0,
+                 frame_size: Sequence[int] | None = None) -> None:
         self._writer = H264Writer(path, fps=fps)
-        self._annotator = Annotator(Zones(zones))
+        self._annotator = Annotator(Zones(zones, drawn_size=frame_size))
         self._size: tuple[int, int] | None = None
         self._video: str | None = None
         self._offset = 0.0
@@ -72,6 +74,7 @@ class PreviewWriter:
 
     def process(self, frame: Frame) -> Frame:
         """Draw and encode this frame."""
+        self._annotator.zones.check_inside(frame.size)
         if frame.video != self._video:
             if self._video is not None:
                 self._offset = self._last + 1.0 / 25

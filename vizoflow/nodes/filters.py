@@ -61,6 +61,7 @@ class PersonFilter:
             stationary test off.
         motion_frames: Lively frames a track needs (one jittery detection is not life).
         forget_seconds: Tracks unseen this long are forgotten, so memory stays flat live.
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
 
     Raises:
         ConfigError: a limit out of range or a mask that names no zone.
@@ -69,7 +70,7 @@ class PersonFilter:
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, masks: Sequence[str] = (),
                  min_area: float = 0.0, max_area: float = 1.0, min_ratio: float = 0.0, max_ratio: float | None = None,
                  score_threshold: float = 0.0, score_window: int = 10, min_motion: float = 0.0, motion_frames: int = 3,
-                 forget_seconds: float = 300.0) -> None:
+                 forget_seconds: float = 300.0, frame_size: Sequence[int] | None = None) -> None:
         if not 0.0 <= min_area <= max_area <= 1.0:
             raise ConfigError(f"filters: need 0 <= min_area <= max_area <= 1 (fractions of the frame), got {min_area}, {max_area}")
         if min_ratio < 0 or (max_ratio is not None and max_ratio < min_ratio):
@@ -78,7 +79,7 @@ class PersonFilter:
             raise ConfigError(f"filters: need score_threshold in [0, 1] and score_window >= 1, got {score_threshold}, {score_window}")
         if min_motion < 0 or motion_frames < 1:
             raise ConfigError(f"filters: need min_motion >= 0 and motion_frames >= 1, got {min_motion}, {motion_frames}")
-        self.zones = Zones(zones)
+        self.zones = Zones(zones, drawn_size=frame_size)
         self.zones.require(masks, "filters.masks")
         self.masks = list(masks)
         self.min_area, self.max_area = min_area, max_area
@@ -92,9 +93,9 @@ class PersonFilter:
 
     def process(self, frame: Frame) -> Frame:
         """Drop impossible boxes; set ``detections.data["trusted"]``."""
+        self.zones.check_inside(frame.size)  # every frame: a live camera may come back at another size
         if frame.video != self._video:
             self._video = frame.video
-            self.zones.check_inside(frame.size)
             self._tracks.clear()
         det = frame.detections
         keep = self._possible(det, frame.size)

@@ -32,12 +32,13 @@ class ZoneRoles:
         min_seconds: Time in staff zones that makes a track staff.
         max_step: Longest gap between sightings that still counts as time in a zone.
         forget_seconds: Tracks unseen this long are forgotten, so memory stays flat live.
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], staff_zones: Sequence[str] = (),
                  min_seconds: float = 5.0, max_step: float = 1.0,
-                 forget_seconds: float = 300.0) -> None:
-        self.zones = Zones(zones)
+                 forget_seconds: float = 300.0, frame_size: Sequence[int] | None = None) -> None:
+        self.zones = Zones(zones, drawn_size=frame_size)
         self.zones.require(staff_zones, "roles.staff_zones")
         self.staff_zones = list(staff_zones)
         self.min_seconds = min_seconds
@@ -53,9 +54,9 @@ class ZoneRoles:
 
     def process(self, frame: Frame) -> Frame:
         """Set ``detections.data["role"]`` for this frame's tracks."""
+        self.zones.check_inside(frame.size)  # every frame: a live camera may come back at another size
         if frame.video != self._video:
             self._video = frame.video
-            self.zones.check_inside(frame.size)
             self._reset()
         det = frame.detections
         if det.tracker_id is None or len(det) == 0:

@@ -154,11 +154,11 @@ class _Rule:
 
     def process(self, frame: Frame) -> Frame:
         """Append this frame's events to ``frame.events``."""
+        if self.zones is not None:
+            self.zones.check_inside(frame.size)  # every frame: a live camera may come back at another size
         if frame.video != self._video:
             if self._last is not None:
                 frame.events.extend(self.tracker.finish(self._last))
-            if self.zones is not None:
-                self.zones.check_inside(frame.size)
             self._video = frame.video
         self._last = frame
         frame.events.extend(self.tracker.step(frame, self.observe(frame)))
@@ -232,16 +232,18 @@ class InteractionRule(_Rule):
         calibration: Optional floor calibration, see :class:`~vizoflow.geometry.FloorMap`.
         zones: The site's zones (needed with ``pairs``).
         pairs: Staff zone to the customer zone it serves; None: anywhere within ``max_distance``.
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     def __init__(self, max_distance: float = 120.0, min_seconds: float = 3.0, gap_seconds: float = 2.0,
                  update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
-                 zones: Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None) -> None:
+                 zones: Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None,
+                 frame_size: Sequence[int] | None = None) -> None:
         super().__init__()
         if max_distance <= 0:
             raise ConfigError(f"interaction.max_distance must be > 0, got {max_distance}")
         if pairs:
-            self.zones = Zones(zones)
+            self.zones = Zones(zones, drawn_size=frame_size)
             self.zones.require([*pairs.keys(), *pairs.values()], "interaction.pairs")
         self.pairs = dict(pairs or {})
         self.max_distance = max_distance
@@ -291,13 +293,15 @@ class UnattendedRule(_Rule):
         gap_seconds: Interruptions up to this long do not split the wait.
         update_seconds: Periodic ``update`` events (None: off).
         calibration: Optional floor calibration.
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, zone: str | None = None,
                  seconds: float = 30.0, staff_distance: float = 200.0, gap_seconds: float = 2.0,
-                 update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+                 update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
+                 frame_size: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.zones = Zones(zones)
+        self.zones = Zones(zones, drawn_size=frame_size)
         if zone is not None:
             self.zones.require([zone], "unattended.zone")
         self.zone = zone
@@ -339,15 +343,16 @@ class QueueRule(_Rule):
         min_seconds: How long the queue must last.
         gap_seconds: Dips below ``min_people`` up to this long do not end it.
         update_seconds: Periodic ``update`` events (None: off).
+        frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str | Sequence[str] | None = "queue",
                  min_people: int = 3, min_seconds: float = 10.0, gap_seconds: float = 3.0,
-                 update_seconds: float | None = None) -> None:
+                 update_seconds: float | None = None, frame_size: Sequence[int] | None = None) -> None:
         super().__init__()
         if min_people < 1:
             raise ConfigError(f"queue.min_people must be >= 1, got {min_people}")
-        self.zones = Zones(zones)
+        self.zones = Zones(zones, drawn_size=frame_size)
         self.queues = [] if zone is None else [zone] if isinstance(zone, str) else list(zone)
         self.zones.require(self.queues, "queue.zone")
         self.min_people = min_people
