@@ -170,3 +170,62 @@ def test_falling_behind_the_camera_is_degraded_not_unhealthy():
     # the last 30 s are seconds 9..39: 300 frames received, 4.5 -> 57.5 dropped
     assert board.dropped_share() == pytest.approx(53 / 300)
     assert healthy and problems == ["degraded: falling behind the camera, 18% of frames dropped in the last 30 s"]
+
+
+class Flaky:
+    """A node whose status() fails while ``error`` is set."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def status(self) -> dict[str, float]:
+        if self.error is not None:
+            raise self.error
+        return {"disk_low": 0.0, "clips_open": 1.0}
+
+
+def test_a_failing_node_status_is_degraded_names_the_node_and_warns_once_per_streak(caplog):
+    """Real loopback /health and /metrics: a status() that raises is not silently 0."""
+    camera, clock, segment = FakeCamera(), Clock(), Flaky()
+    board = StatusBoard(camera, [("rule", FakeRule()), ("segment", segment)], stall_seconds=10, refresh=0, clock=clock)
+    board.on_batch([frame(1)])
+    with caplog.at_level(logging.DEBUG, logger="vizoflow.status"), \
+            StatusReporter(board, interval=0, port=0) as reporter:
+        base = f"http://127.0.0.1:{reporter.port}"
+        assert get(base + "/health") == (200, json.dumps({"status": "ok", "problems": []}))
+        segment.error = OSError("statvfs failed")
+        for _ in range(3):  # one streak of failures
+            board.on_batch([frame(1)])
+        code, body = get(base + "/health")
+        assert code == 200, body  # degraded: camera and analysis go on, only this node's numbers are missing
+        assert json.loads(body) == {"status": "ok",
+                                    "problems": ["degraded: node 'segment' status failed: OSError: statvfs failed"]}
+        metrics = get(base + "/metrics")[1]
+        assert "vizoflow_status_failures 1.0" in metrics and "vizoflow_clips_open" not in metrics  # missing, not 0
+        assert "vizoflow_open_events 2.0" in metrics  # the other node still counts
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "segment" in r.getMessage()]
+        assert len(warnings) == 1 and "statvfs failed" in warnings[0].getMessage()
+
+        segment.error = None  # works again: healthy, and said so
+        board.on_batch([frame(1)])
+        assert get(base + "/health") == (200, json.dumps({"status": "ok", "problems": []}))
+        assert "vizoflow_status_failures 0.0" in get(base + "/metrics")[1]
+        assert any(r.levelno == logging.INFO and "works again" in r.getMessage() for r in caplog.records)
+
+        segment.error = ValueError("bad")  # a new streak warns again
+        board.on_batch([frame(1)])
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING and "segment" in r.getMessage()]) == 2
+
+
+def test_a_failing_source_status_neither_stops_the_frame_loop_nor_breaks_health():
+    class BrokenCamera:
+        def status(self) -> dict[str, float]:
+            raise RuntimeError("camera stats gone")
+
+    board = StatusBoard(BrokenCamera(), [], stall_seconds=10, refresh=0, clock=Clock())
+    board.on_batch([frame(1)])  # used to raise into the runtime and end the run
+    with StatusReporter(board, interval=0, port=0) as reporter:
+        code, body = get(f"http://127.0.0.1:{reporter.port}/health")
+        assert code == 200 and json.loads(body)["problems"] == [
+            "degraded: node 'source' status failed: RuntimeError: camera stats gone"]
+        assert get(f"http://127.0.0.1:{reporter.port}/metrics")[0] == 200

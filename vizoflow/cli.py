@@ -148,6 +148,7 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
             "versions": versions(),
             "inference": inference_info(cfg, nodes),
             "start_time_source": time_source,
+            **({"clock_epoch": source.epoch} if isinstance(source, LiveSource) else {}),  # live timestamps + this = time
             **(extra or {}),
         })
     return runtime.stats

@@ -18,13 +18,14 @@ class Frame:
         video: Name of the video (file stem or camera name) the frame comes from.
         index: 0-based index of the frame in its video (strided frames keep their
             original index, so boxes line up with ground truth).
-        timestamp: Seconds on the video clock (presentation time) in batch, wall-clock
-            seconds since the epoch live. Rules only ever subtract timestamps.
+        timestamp: Seconds on the video clock (presentation time) in batch; live,
+            monotonic seconds since the camera source started (immune to wall-clock
+            steps). Rules, buffers and stall checks only ever subtract timestamps.
         image: BGR pixels, ``(H, W, 3)`` uint8.
         detections: Boxes; ``tracker_id`` after tracking, ``data["role"]`` after roles.
         events: Events emitted on this frame by rule nodes.
         epoch: UTC epoch seconds of clock time 0, so ``epoch + timestamp`` is the
-            real time (0 live, where the clock already is wall time).
+            real time (live: the wall clock read once when the source started).
     """
 
     video: str

@@ -15,7 +15,13 @@ Health tells the failure modes apart, because the fixes differ:
 * ``evidence backlog`` (degraded, still healthy): the camera and analysis are fine but
   the evidence worker is behind, e.g. blocked on the upload API;
 * ``falling behind`` (degraded, still healthy): analysis is slower than the camera, so
-  the live source drops frames (over 10% of them in the last ``window`` seconds).
+  the live source drops frames (over 10% of them in the last ``window`` seconds);
+* ``node '<name>' status failed`` (degraded, still healthy): a node's (or the source's)
+  ``status()`` raised, so its numbers are missing (not counted as 0). Logged at WARNING
+  once per streak of failures, and again at INFO when it works again.
+
+All times here are on a monotonic clock, so a wall-clock step (NTP) neither fakes a
+stall nor hides one.
 """
 
 from __future__ import annotations
@@ -47,16 +53,17 @@ class StatusBoard:
         backlog_items: Pending evidence items above which evidence is "behind".
         refresh: Seconds between reads of the nodes' numbers.
         window: Seconds over which the share of dropped camera frames is judged.
-        clock: Wall clock (tests).
+        clock: Monotonic clock (default ``time.monotonic``; tests inject one); only differences are used.
     """
 
     DROP_SHARE = 0.10  # dropping more than this share of camera frames is "falling behind"
 
     def __init__(self, source: Any, nodes: Sequence[tuple[str, Any]], stall_seconds: float = 10.0,
                  backlog_items: int = 20, refresh: float = 1.0, window: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
+        clock = clock or time.monotonic
         self.source = source
-        self.nodes = [node for _, node in nodes if callable(getattr(node, "status", None))]
+        self.nodes = [(name, node) for name, node in nodes if callable(getattr(node, "status", None))]
         self.stall_seconds, self.backlog_items, self.refresh, self.clock = stall_seconds, backlog_items, refresh, clock
         self.started = clock()
         self._lock = threading.Lock()
@@ -64,9 +71,10 @@ class StatusBoard:
         self._tracks = 0
         self._last_processed = 0.0
         self._node_values: Values = {}
-        self._refreshed = 0.0
+        self._refreshed = float("-inf")
         self.window = window
         self._camera: deque[tuple[float, float, float]] = deque()  # (time, received, dropped), last `window` s
+        self._failed: dict[str, str] = {}  # node name -> error of its status(), while it keeps failing
 
     def on_batch(self, batch: list[Frame]) -> None:
         """Called by the frame loop after each batch."""
@@ -87,7 +95,35 @@ class StatusBoard:
     def _source_numbers(self) -> Values:
         """The source's own numbers, read now (a camera reports them; a file source has none)."""
         source_status = getattr(self.source, "status", None)
-        return {k: float(v) for k, v in source_status().items()} if callable(source_status) else {}
+        if not callable(source_status):
+            return {}
+        try:
+            values = {k: float(v) for k, v in source_status().items()}
+        except Exception as exc:  # noqa: BLE001 - a status read must never stop the pipeline
+            self._status_failed("source", exc)
+            return {}
+        self._status_ok("source")
+        return values
+
+    def _status_failed(self, name: str, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            first = name not in self._failed
+            self._failed[name] = error
+        if first:
+            log.warning("status of node '%s' failed, its numbers are missing from status and health: %s",
+                        name, error)
+
+    def _status_ok(self, name: str) -> None:
+        with self._lock:
+            was = self._failed.pop(name, None)
+        if was is not None:
+            log.info("status of node '%s' works again", name)
+
+    def status_failures(self) -> dict[str, str]:
+        """Nodes whose ``status()`` fails now: name -> error."""
+        with self._lock:
+            return dict(self._failed)
 
     def dropped_share(self) -> float:
         """Share of camera frames dropped over the last ``window`` seconds (0 without a camera)."""
@@ -99,12 +135,15 @@ class StatusBoard:
 
     def _read_nodes(self) -> Values:
         values: Values = {}
-        for node in self.nodes:
+        for name, node in self.nodes:
             try:
-                for key, value in node.status().items():
-                    values[key] = values.get(key, 0.0) + float(value)
+                own = {key: float(value) for key, value in node.status().items()}
             except Exception as exc:  # noqa: BLE001 - a status read must never stop the pipeline
-                log.debug("status of %s failed: %s", type(node).__name__, exc)
+                self._status_failed(name, exc)
+                continue
+            self._status_ok(name)
+            for key, value in own.items():
+                values[key] = values.get(key, 0.0) + value
         return values
 
     def snapshot(self) -> Values:
@@ -116,6 +155,7 @@ class StatusBoard:
                           seconds_since_processed=now - (self._last_processed or self.started),
                           uptime_seconds=now - self.started)
         values.update(self._source_numbers())
+        values["status_failures"] = float(len(self.status_failures()))
         return values
 
     def health(self, values: Values | None = None) -> tuple[bool, list[str]]:
@@ -139,6 +179,8 @@ class StatusBoard:
         if v.get("evidence_pending", 0.0) > self.backlog_items or v.get("evidence_busy_seconds", 0.0) > 60:
             problems.append(f"degraded: evidence backlog {v.get('evidence_pending', 0):.0f} pending, "
                             f"worker busy {v.get('evidence_busy_seconds', 0):.0f} s on one item")
+        for name, error in sorted(self.status_failures().items()):
+            problems.append(f"degraded: node '{name}' status failed: {error}")
         return healthy, problems
 
 

@@ -51,14 +51,17 @@ def frames_within(source: LiveSource, seconds: float, until: int) -> list:
     return got
 
 
-def test_reads_frames_with_wall_clock_timestamps(camera):
+def test_reads_frames_with_monotonic_timestamps_and_a_wall_clock_epoch(camera):
+    started = time.time()
     source = LiveSource(camera.url, name="entrance", stall_seconds=3)
     try:
         got = frames_within(source, 30, until=20)
     finally:
         source.close()
     assert len(got) == 20 and got[0].image.shape == (432, 768, 3)
-    assert abs(got[-1].timestamp - time.time()) < 10 and got[0].video == "entrance"
+    assert 0 <= got[0].timestamp < got[-1].timestamp < 40  # seconds since the source started, not since 1970
+    assert {f.epoch for f in got} == {source.epoch} and abs(source.epoch - started) < 1
+    assert abs(got[-1].epoch + got[-1].timestamp - time.time()) < 10 and got[0].video == "entrance"
     assert [f.index for f in got] == sorted(f.index for f in got)
 
 

@@ -2,9 +2,16 @@
 
 The reader reconnects with capped exponential backoff after a lost connection, a
 refused one, or a stall (a camera that keeps the connection open but sends nothing
-is caught by the read timeout). Frames carry wall-clock timestamps; a reconnect
-gap is a gap on that clock, so rules end what was going on instead of believing
-people stood still.
+is caught by the read timeout).
+
+Clock: frames carry ``timestamp`` = monotonic seconds since the source was made and
+``epoch`` = the wall-clock time at that moment (read once), so ``epoch + timestamp``
+is the real time while every duration, stall check and buffer that subtracts
+timestamps is immune to the wall clock being stepped (NTP, an operator, a dead RTC
+battery). A reconnect gap is a gap on that clock, so rules end what was going on
+instead of believing people stood still. A wall clock that later moves away from
+the anchor by more than ``STEP_WARN_SECONDS`` is logged once per step; names keep
+the anchored time base until the next start.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,7 +49,7 @@ class LiveStats:
     dropped: int = 0
     reconnects: int = 0
     connected: bool = False
-    last_frame_wall: float = 0.0
+    last_frame_at: float | None = None  # on the source's monotonic clock
     last_error: str = ""
 
 
@@ -59,10 +66,16 @@ class LiveSource:
         backoff_max: ... up to this.
         transport: RTSP transport, ``tcp`` (robust through NAT) or ``udp``.
         buffer: Frames held for the pipeline (1 with ``latest``).
+        monotonic: Clock for timestamps, durations and stall checks (default ``time.monotonic``).
+        wall: Wall clock (default ``time.time``), read once at construction for ``frame.epoch``
+            (and later only to warn of steps).
     """
 
+    STEP_WARN_SECONDS = 2.0  # wall clock vs. anchor drift above this is logged as a step
+
     def __init__(self, url: str, name: str = "camera", policy: str = "latest", stall_seconds: float = 5.0,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0, transport: str = "tcp", buffer: int = 1) -> None:
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0, transport: str = "tcp", buffer: int = 1,
+                 monotonic: Callable[[], float] | None = None, wall: Callable[[], float] | None = None) -> None:
         if policy not in ("latest", "all"):
             raise ConfigError(f"source.policy must be 'latest' or 'all', got {policy!r}")
         if not url:
@@ -75,7 +88,12 @@ class LiveSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
-        self._started = time.time()
+        self.monotonic = monotonic or time.monotonic
+        self.wall = wall or time.time
+        self._anchor = self.monotonic()  # clock time 0
+        self.epoch = self.wall()  # the real time at clock time 0
+        self._started = 0.0  # clock time the current iteration started (stall reference before a frame)
+        self._step_seen = 0.0  # last wall-clock step logged (s)
 
     total_frames = None  # endless
 
@@ -107,12 +125,27 @@ class LiveSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
 
+    def now(self) -> float:
+        """Seconds on the source's clock (monotonic, 0 when the source was made)."""
+        return self.monotonic() - self._anchor
+
+    def _check_wall(self, t: float) -> None:
+        """Log once per step when the wall clock moved away from the anchored time."""
+        step = self.wall() - (self.epoch + t)
+        if abs(step - self._step_seen) > self.STEP_WARN_SECONDS:
+            log.warning("camera %s: the wall clock is now %+.1f s off the time base anchored at the start (a clock "
+                        "step); timestamps, durations and stall checks are unaffected (monotonic), names and dates "
+                        "keep the start's time base until the next start", self.name, step)
+            self._step_seen = step
+
     def _hand_over(self, image) -> None:  # noqa: ANN001 - ndarray
-        now = time.time()
-        frame = Frame(video=self.name, index=self._index, timestamp=now, image=image, epoch=0.0)
+        now = self.now()
+        frame = Frame(video=self.name, index=self._index, timestamp=now, image=image, epoch=self.epoch)
         self._index += 1
         self.stats.received += 1
-        self.stats.last_frame_wall = now
+        self.stats.last_frame_at = now
+        if self._index % 100 == 1:
+            self._check_wall(now)
         if self.policy == "latest":
             try:
                 self._frames.put_nowait(frame)
@@ -133,14 +166,14 @@ class LiveSource:
 
     def status(self) -> dict[str, float]:
         """Camera-side numbers for the status line and health check (safe from any thread)."""
-        last = self.stats.last_frame_wall or self._started
+        last = self._started if self.stats.last_frame_at is None else self.stats.last_frame_at
         return {"frames_received": self.stats.received, "frames_dropped": self.stats.dropped,
                 "reconnects": self.stats.reconnects, "camera_connected": float(self.stats.connected),
-                "seconds_since_frame": max(0.0, time.time() - last)}
+                "seconds_since_frame": max(0.0, self.now() - last)}
 
     def __iter__(self) -> Iterator[Frame]:
         self._stop.clear()
-        self._started = time.time()
+        self._started = self.now()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._read, name=f"vizoflow-camera-{self.name}", daemon=True)
             self._thread.start()
