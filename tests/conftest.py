@@ -96,3 +96,28 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, tim
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "vizoflow", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# Fixtures that run the detector over real footage, a live RTSP camera or a Ray/batch run:
+# every test that uses one is ``slow``. ``pytest -m "not slow"`` is the quick developer
+# loop (under a minute); the default run (CI, ``make test``) runs everything.
+SLOW_FIXTURES = frozenset({"caviar_batch", "caviar_sweep", "demo_run", "tud_run", "intel_run", "demo_once",
+                           "camera", "annexb", "tud_frames"})
+# Slow tests in modules that do not mark them: they load the detector or re-id model, or start
+# the CLI in a subprocess (seconds each), or run the detector over a clip.
+SLOW_TESTS = frozenset({
+    "tests/test_cache.py::test_a_batch_stopped_by_ctrl_c_caches_nothing_and_the_next_run_processes_every_frame",
+    "tests/test_reid.py::test_features_equal_the_pytorch_embedders",
+    "tests/test_reid.py::test_bf16_features_stay_close_or_fall_back_to_f32",
+    "tests/test_reid.py::test_the_model_is_exported_once_then_reused",
+    "tests/test_inference.py::test_the_setting_reaches_the_embedder",
+    "tests/test_inference.py::test_the_setting_reaches_the_detector",
+    "tests/nodes/test_live.py::test_store42_without_the_camera_url_is_a_one_line_error",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that needs one of :data:`SLOW_FIXTURES` (others carry the marker themselves)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -7,8 +7,10 @@ Debian's GStreamer RTSP server (``tests/rtsp_server.py``, run by Debian's
 
 from __future__ import annotations
 
+import selectors
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import av
@@ -18,7 +20,8 @@ SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now (racy: another process may take it before it is used;
+    prefer letting the server bind port 0, as :class:`Camera` does)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -36,22 +39,70 @@ def write_annexb(video: Path, out: Path) -> Path:
 
 
 class Camera:
-    """Starts and stops the GStreamer RTSP server process serving ``path`` at ``fps``."""
+    """Starts and stops the GStreamer RTSP server process serving ``path`` at ``fps``.
 
-    def __init__(self, path: Path, port: int, fps: int = 10) -> None:
-        self.path, self.port, self.fps, self.proc = path, port, fps, None
-        self.url = f"rtsp://127.0.0.1:{port}/cam"
+    ``port=0`` (the default) lets the server bind a port the kernel picks, so two tests never
+    race for one; :attr:`url` names it once started. A port given explicitly that turns out
+    to be taken at the first start is replaced the same way (the URL is not handed out yet).
+    A restart after :meth:`kill` keeps the port, so clients reconnect to the same URL; it
+    retries while the port is briefly unavailable and says so if it stays taken.
+    """
+
+    def __init__(self, path: Path, port: int = 0, fps: int = 10, timeout: float = 30.0) -> None:
+        self.path, self.port, self.fps, self.timeout, self.proc = path, port, fps, timeout, None
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("the camera has no port before start()")
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    def _spawn(self, port: int) -> int | None:
+        """Start a server on ``port``; the port bound, or None if it could not listen."""
+        proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.path), str(port), str(self.fps)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = ""
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            if sel.select(self.timeout):
+                line = proc.stdout.readline()
+        if line.startswith("ready "):
+            self.proc = proc
+            return int(line.split()[1])
+        if proc.poll() is None:  # no answer within the timeout: do not leave it running
+            proc.kill()
+        proc.wait()
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        if "cannot listen" in err:
+            return None
+        raise RuntimeError(f"RTSP server did not start within {self.timeout} s: {err.strip() or line!r}")
 
     def start(self) -> None:
-        """Start serving; returns once the server listens."""
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.path), str(self.port), str(self.fps)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"RTSP server did not start: {self.proc.stderr.read()}")
+        """Start serving; returns once the server listens (at most ``timeout`` s per attempt)."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("camera already running")
+        if not self._started:
+            bound = self._spawn(self.port) if self.port else None
+            if bound is None:
+                bound = self._spawn(0)
+            if bound is None:
+                raise RuntimeError("RTSP server cannot listen on any port of 127.0.0.1")
+        else:
+            deadline = time.monotonic() + self.timeout
+            while (bound := self._spawn(self.port)) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"RTSP server cannot listen on 127.0.0.1:{self.port} again (taken)")
+                time.sleep(0.2)
+        self.port, self._started = bound, True
 
     def kill(self) -> None:
         """Stop serving at once (an outage)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.proc.wait()
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                pipe.close()

@@ -2,7 +2,8 @@
 
 Run with Debian's ``/usr/bin/python3`` (which has ``gi``):
 ``/usr/bin/python3 tests/rtsp_server.py clip.h264 PORT FPS``; serves
-``rtsp://127.0.0.1:PORT/cam`` and prints ``ready`` once listening.
+``rtsp://127.0.0.1:PORT/cam`` and prints ``ready PORT`` once listening. PORT 0 lets the
+kernel pick a free port (no race with other processes); the line names the port bound.
 """
 
 import sys
@@ -25,5 +26,5 @@ factory.set_shared(True)
 server.get_mount_points().add_factory("/cam", factory)
 if server.attach(None) == 0:
     sys.exit(f"cannot listen on 127.0.0.1:{port}")
-print("ready", flush=True)
+print(f"ready {server.get_bound_port()}", flush=True)
 GLib.MainLoop().run()

@@ -6,8 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from tests.conftest import ROOT, clip, run_cli
@@ -35,24 +36,41 @@ def required_values(group: str, option: str) -> list[str]:
     return [f"source.path={clip('tud-campus')}"]
 
 
-@pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUPS.items() for o in opts])
+@pytest.mark.parametrize(("group", "option"), [
+    pytest.param(g, o, marks=[pytest.mark.slow] if g in ("detector", "tracker") else [])  # loads a model
+    for g, opts in GROUPS.items() for o in opts])
 def test_group_option_composes_and_instantiates(compose_cfg, group, option):
     cfg = compose_cfg(f"{group}={option}", *required_values(group, option))
     built = instantiate(cfg[group])
-    assert callable(getattr(built, "process", None)) or hasattr(built, "__iter__")
+    try:
+        assert isinstance(built, get_class(cfg[group]._target_)), (type(built), cfg[group]._target_)
+        if (group, option) == ("source", "file"):
+            first = next(iter(built))
+            assert (first.index, first.image.shape) == (0, (480, 640, 3))  # tud-campus's first frame
+        elif group != "source":
+            assert callable(built.process)
+    finally:
+        getattr(built, "close", lambda: None)()
 
 
+@pytest.mark.slow  # builds every node, the detector's model included
 @pytest.mark.parametrize("site", SITES)
 def test_site_composes_and_its_whole_graph_builds(compose_cfg, site, monkeypatch, tmp_path):
     monkeypatch.setenv("STORE42_RTSP_URL", "rtsp://127.0.0.1:9/cam")  # not opened until iterated
     cfg = compose_cfg(f"+site={site}", f"evidence.dir={tmp_path}/segments")
     source = build_source(cfg)
     nodes = build_nodes(cfg.graph)
-    assert [name for name, _ in nodes][:2] == ["detect", "track"]
-    for _, node in nodes:
-        getattr(node, "close", lambda: None)()
-    source.close()
-    assert Path(cfg.output_dir).exists()
+    try:
+        assert isinstance(source, get_class(cfg.source._target_))
+        assert [name for name, _ in nodes] == topological_order(cfg.graph)
+        assert [name for name, _ in nodes][:2] == ["detect", "track"]
+        for name, node in nodes:  # each node is what the site's graph entry names
+            assert isinstance(node, get_class(cfg.graph[name].node._target_)), name
+        assert set(cfg.zones) == set(yaml.safe_load((CONF_DIR / "site" / f"{site}.yaml").read_text()).get("zones") or {})
+    finally:
+        for _, node in nodes:
+            getattr(node, "close", lambda: None)()
+        source.close()
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -61,7 +79,8 @@ def test_experiment_composes_into_a_batch_with_existing_labels(compose_cfg, expe
     from vizoflow.evaluate import load_labels
 
     cfg = compose_cfg("+site=intel_table", f"+experiment={experiment}")
-    assert cfg.mode == "batch" and BatchRunner(cfg).videos
+    assert cfg.mode == "batch"
+    assert [Path(v).resolve() for v in BatchRunner(cfg).videos] == [clip("intel-one-by-one").resolve()]
     assert load_labels(ROOT / cfg.eval.labels).height > 0
 
 
@@ -140,6 +159,7 @@ def test_a_site_file_without_the_global_package_line_is_an_error(tmp_path):
         compose_checked("+site=mine", config_dir=tmp_path)
 
 
+@pytest.mark.slow  # the CLI, twice
 def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_path):
     """The user's path: their own site in ``--config-dir``, a typo, ``python -m vizoflow``."""
     body = f"source: {{path: {clip('tud-campus')}}}\nrules: {{unattended: {{secnds: 20}}}}\n"

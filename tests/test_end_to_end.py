@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import av
 import numpy as np
 import polars as pl
 import pytest
@@ -49,8 +50,14 @@ def test_tracks_table_has_documented_columns_and_types(tud_run):
 def test_detection_recall_and_id_count_on_tud_campus(tud_run):
     tracks = pl.read_parquet(tud_run / "tracks.parquet")
     gt = np.loadtxt(FOOTAGE / "tud-campus" / "gt.txt", delimiter=",")
-    # Measured 0.82 with the shared INT8 YOLO11n + DeepSORT (a plain loop gets ~0.80).
-    assert recall_at_iou(tracks, gt) >= 0.80
+    # What the numbers depend on, pinned: the shared INT8 YOLO11n at imgsz 640, conf 0.25, run in f32
+    # (not the CPU's default precision, which is bf16 on some CPUs), and DeepSORT.
+    run = json.loads((tud_run / "run.json").read_text())
+    assert run["config"]["detector"]["model"] is None and run["inference"]["detector_precision"] == "f32"
+    assert (run["config"]["detector"]["imgsz"], run["config"]["detector"]["conf"]) == (640, 0.25)
+    assert run["config"]["tracker"]["_target_"].endswith("DeepSortTracker")
+    # Measured 0.82 (a plain loop gets ~0.80); the margin covers other CPUs' INT8 kernels.
+    assert recall_at_iou(tracks, gt) >= 0.75
     gt_ids = len(np.unique(gt[:, 1]))
     assert gt_ids <= tracks["track_id"].n_unique() <= 3 * gt_ids  # measured 19 for 8 people
 
@@ -77,6 +84,41 @@ def test_demo_site_writes_the_outputs_and_says_what_it_found_and_where(demo_run)
     assert run["inference"]["cpu"]
 
 
+def decoded(path, every: int) -> tuple[int, dict[int, np.ndarray]]:
+    """(frame count, every ``every``-th frame as RGB int16 so that differences do not wrap)."""
+    kept, n = {}, 0
+    with av.open(str(path)) as container:
+        for n, f in enumerate(container.decode(video=0), start=1):
+            if (n - 1) % every == 0:
+                kept[n - 1] = f.to_ndarray(format="rgb24").astype(np.int16)
+    return n, kept
+
+
+@pytest.mark.slow
+def test_demo_preview_has_every_frame_with_the_tracked_boxes_drawn(demo_run):
+    """preview.mp4 decodes to the source's frames, with a line drawn on each box of tracks.parquet."""
+    (count, preview), (expected, source) = decoded(demo_run / "preview.mp4", 25), decoded(clip("ucf-checkout"), 25)
+    assert count == expected == 355 and preview[0].shape == source[0].shape
+    tracks = pl.read_parquet(demo_run / "tracks.parquet")
+    on_line, background = [], []
+    for i in source:
+        diff = np.abs(preview[i] - source[i]).sum(axis=2)  # per pixel, summed over R, G, B
+        h, w = diff.shape
+        background.append(np.median(diff))
+        for x1, y1, x2, y2 in tracks.filter(pl.col("frame") == i).select("x1", "y1", "x2", "y2").iter_rows():
+            x1, y1, x2, y2 = max(int(x1), 0), max(int(y1), 0), min(int(x2), w - 1), min(int(y2), h - 1)
+            if x2 - x1 < 16 or y2 - y1 < 16:
+                continue
+            ring = np.concatenate([diff[y1:y2 + 1, x1], diff[y1:y2 + 1, x2], diff[y1, x1:x2 + 1], diff[y2, x1:x2 + 1]])
+            on_line.append(np.median(ring) / max(background[-1], 1.0))
+    # Measured: frames differ from the source by a median 17-27 (re-encoding), box outlines by 158-300:
+    # the preview is the source's frames with a line on every tracked box.
+    assert max(background) < 60, background
+    assert len(on_line) >= 50
+    assert np.mean(np.array(on_line) > 3) >= 0.9, np.percentile(on_line, [0, 10, 50])
+
+
+@pytest.mark.slow  # the CLI in a subprocess
 @pytest.mark.parametrize(("args", "words"), [
     (["source.path=/no/such/video.mp4"], "video file not found: /no/such/video.mp4"),
     (["+site=nosuchsite"], "Could not find 'site/nosuchsite'"),
@@ -90,6 +132,7 @@ def test_user_errors_end_in_one_line_and_non_zero_exit(tmp_path, args, words):
     assert len(lines) == 1 and lines[0].startswith("vizoflow: error:") and words in lines[0], result.stderr
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_corrupt_video_fails_in_one_line(tmp_path):
     bad = tmp_path / "corrupt.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)

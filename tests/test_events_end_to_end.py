@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 
 import av
 import numpy as np
@@ -10,6 +12,7 @@ import polars as pl
 import pytest
 import supervision as sv
 import yaml
+from werkzeug import Response
 
 from tests.conftest import FOOTAGE, ROOT, run_cli
 from tests.nodes.test_metrics import SEED_SCHEMA
@@ -83,6 +86,7 @@ def test_interaction_log_has_one_start_and_one_end_per_event(intel_run):
     assert len(by_id) == 4 and all(p == ["start", "end"] for p in by_id.values())
 
 
+@pytest.mark.slow
 def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(tmp_path):
     # unattended at 2 s (a test setting), so the shopper's 6 s in the shop is an event
     result = run_cli("+site=caviar", "rules.unattended.seconds=2", f"output_dir={tmp_path}",
@@ -104,6 +108,7 @@ def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(tmp_path):
     assert json.loads((tmp_path / "analytics_metrics.json").read_text())["metadata"]["version"] == "1.1"
 
 
+@pytest.mark.slow
 def test_snapshot_draws_the_zones_and_rejects_zones_outside_the_frame(tmp_path):
     result = run_cli("+site=caviar", "mode=snapshot", f"output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -133,3 +138,59 @@ def test_demo_interactions_begin_when_the_cashier_began_serving(demo_run):
         det = sv.Detections(xyxy=np.array([staff_box, customer_box], dtype=float))
         assert zones.contains("cashier_1", det).tolist() == [True, False]
         assert zones.contains("lane_1", det).tolist() == [False, True]
+
+
+def outbox_cli(segments, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("+site=intel_table", "mode=outbox", f"evidence.dir={segments}", *args, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["unreachable", "rejected"])
+def test_outbox_retry_delivers_what_failed_once_the_api_answers(tmp_path, httpserver, monkeypatch, fault):
+    """A clip whose delivery failed (API unreachable, or a 4xx that parks it as failed) is delivered
+    by ``mode=outbox +retry=true`` once the API answers: uploaded, reported and linked, each once."""
+    from tests.test_rerun_evidence import ALERTS, KEY, TEMPLATE, UPLOAD, Site, evidence_in, requests_to, url
+    from vizoflow.outbox import CLIP_WRITTEN, FAILED, LINKED
+
+    monkeypatch.setenv("VIZO_API_KEY", KEY)
+    site = Site(tmp_path)
+    if fault == "unreachable":
+        with socket.socket() as closed:  # bound, never listening: connection refused
+            closed.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            first = site.run(dead + UPLOAD, dead + ALERTS)
+        expected_state = CLIP_WRITTEN  # waiting for its next attempt
+    else:
+        httpserver.expect_oneshot_request(UPLOAD, method="POST").respond_with_json({"error": "bad key"}, status=403)
+        first = site.run(url(httpserver, UPLOAD), url(httpserver, ALERTS))
+        expected_state = FAILED
+    [item] = site.items()
+    assert item.state == expected_state and item.last_error, item
+    assert evidence_in(first["metrics"]) == [None]
+
+    status = outbox_cli(site.segments)  # without +retry: says what is waiting, sends nothing
+    assert status.returncode == 0, status.stderr
+    assert f"{expected_state} 1" in status.stdout and "linked 0" in status.stdout and item.event_id in status.stdout
+    sent_before = len(httpserver.log)
+
+    def upload(request):
+        assert request.headers["X-API-Key"] == KEY and "file" in request.files
+        return Response(json.dumps({"filename": "stored_1.mp4"}), content_type="application/json")
+
+    httpserver.expect_request(UPLOAD, method="POST").respond_with_handler(upload)
+    httpserver.expect_request(ALERTS, method="POST").respond_with_json({"ok": True})
+    endpoints = (f"evidence.upload_url={url(httpserver, UPLOAD)}", f"evidence.incident_url={url(httpserver, ALERTS)}")
+    retried = outbox_cli(site.segments, "+retry=true", *endpoints)
+    assert retried.returncode == 0, retried.stderr
+    assert "linked 1" in retried.stdout and f"{FAILED} 0" in retried.stdout, retried.stdout
+    uploads, reports = requests_to(httpserver, UPLOAD)[sent_before > 0:], requests_to(httpserver, ALERTS)
+    assert len(uploads) == 1 and len(reports) == 1
+    report = json.loads(reports[0].get_data())
+    assert report["video_evidence"]["video_url"] == TEMPLATE.format(filename="stored_1.mp4")
+    assert evidence_in(first["metrics"]) == [report["video_evidence"]]  # linked into the run's metrics file
+    [item] = site.items()
+    assert item.state == LINKED
+
+    again = outbox_cli(site.segments, "+retry=true", *endpoints)  # nothing left: nothing sent twice
+    assert again.returncode == 0 and "linked 1" in again.stdout
+    assert len(requests_to(httpserver, UPLOAD)) == 1 + (sent_before > 0) and len(requests_to(httpserver, ALERTS)) == 1
