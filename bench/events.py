@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +39,7 @@ LABELS = ROOT / "data" / "labels" / "shared.csv"
 sys.path.insert(0, str(ROOT))
 
 from vizoflow.evaluate import load_labels  # noqa: E402
+from vizoflow.mot import person_tracks  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,27 +71,6 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "stationary only (5 frames, 10%)": (*OFF, "filters.min_motion=0.1", "filters.motion_frames=5"),
     "defaults": (),
 }
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area - inter, 1e-9)
-
-
-def person_tracks(tracks: pl.DataFrame, gt_path: Path, min_iou: float = 0.3, min_share: float = 0.3) -> set[int]:
-    """Track ids that follow a ground-truth person: IoU >= ``min_iou`` on ``min_share`` of their frames."""
-    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
-    gt_boxes = {int(f) - 1: np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
-                for f in np.unique(gt[:, 0]) for g in [gt[gt[:, 0] == f]]}
-    hits: dict[int, list[bool]] = {}
-    for r in tracks.drop_nulls("track_id").iter_rows(named=True):
-        truth = gt_boxes.get(r["frame"])
-        box = np.array([r["x1"], r["y1"], r["x2"], r["y2"]])
-        hits.setdefault(r["track_id"], []).append(truth is not None and iou(box, truth).max() >= min_iou)
-    return {tid for tid, h in hits.items() if np.mean(h) >= min_share}
 
 
 def not_on_people(out: Path, clip: Clip) -> int | None:

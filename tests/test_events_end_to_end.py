@@ -18,6 +18,7 @@ from tests.conftest import FOOTAGE, ROOT, run_cli
 from tests.nodes.test_metrics import SEED_SCHEMA
 from vizoflow.cli import CONF_DIR
 from vizoflow.evaluate import detected_events, load_labels, score_events
+from vizoflow.mot import person_tracks
 from vizoflow.zones import Zones
 
 # intel-one-by-one, watched frame by frame around each visit (contact sheets every 2.5 s
@@ -87,11 +88,10 @@ def test_interaction_log_has_one_start_and_one_end_per_event(intel_run):
 
 
 @pytest.mark.slow
-def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(tmp_path):
-    # unattended at 2 s (a test setting), so the shopper's 6 s in the shop is an event
-    result = run_cli("+site=caviar", "rules.unattended.seconds=2", f"output_dir={tmp_path}",
-                     f"evidence.dir={tmp_path}/segments", "runtime.progress=false", "graph.preview=null")
-    assert result.returncode == 0, result.stderr
+def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(caviar_batch):
+    # the caviar site at unattended 2 s (a test setting), so the shopper's 6 s in the shop is an event
+    root, _, _ = caviar_batch
+    tmp_path = root / "first" / "caviar-shop-front"
     tracks = pl.read_parquet(tmp_path / "tracks.parquet").with_columns(gx=(pl.col("x1") + pl.col("x2")) / 2)
     events = pl.read_parquet(tmp_path / "events.parquet").filter(pl.col("phase") == "end")
     # The shopper who walks out of the shop (gt id 1) crosses the shop zone's front edge
@@ -105,6 +105,9 @@ def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(tmp_path):
     static = [tid for tid, g in tracks.group_by("track_id")
               if g["timestamp"].max() - g["timestamp"].min() > 10 and g["gx"].max() - g["gx"].min() < 3]
     assert static and not set(static) & {i for ids in events["track_ids"].to_list() for i in ids}
+    # Every event follows a ground-truth person (racks and the mannequin are in no gt box).
+    people = person_tracks(tracks, FOOTAGE / "caviar-shop-front" / "gt.txt")
+    assert events.height >= 1 and all(set(ids) & people for ids in events["track_ids"].to_list())
     assert json.loads((tmp_path / "analytics_metrics.json").read_text())["metadata"]["version"] == "1.1"
 
 

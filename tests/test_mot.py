@@ -44,3 +44,20 @@ def test_with_a_stride_only_processed_frames_are_scored():
 def test_missing_ground_truth_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="ground truth not found"):
         score_tracks(gt_as_tracks(), tmp_path / "gt.txt")
+
+
+def test_person_tracks_follow_ground_truth_boxes_and_things_do_not(tmp_path):
+    from vizoflow.mot import person_tracks
+
+    gt = tmp_path / "gt.txt"  # one person walking right, frames 1-10 (MOT: 1-based)
+    gt.write_text("".join(f"{f},1,{10 * f},20,30,60,1,-1,-1,-1\n" for f in range(1, 11)))
+    rows = []
+    for f in range(10):  # frame is 0-based in the tracks table
+        x = 10 * (f + 1)
+        rows.append({"frame": f, "track_id": 5, "x1": x + 2.0, "y1": 21.0, "x2": x + 31.0, "y2": 79.0})  # on the person
+        rows.append({"frame": f, "track_id": 9, "x1": 300.0, "y1": 20.0, "x2": 330.0, "y2": 80.0})  # a rack
+        if f < 2:  # a track on the person for 2 of its 10 frames, then stuck elsewhere
+            rows.append({"frame": f, "track_id": 7, "x1": x, "y1": 20.0, "x2": x + 30.0, "y2": 80.0})
+    for f in range(2, 10):
+        rows.append({"frame": f, "track_id": 7, "x1": 200.0, "y1": 20.0, "x2": 230.0, "y2": 80.0})
+    assert person_tracks(pl.DataFrame(rows), gt) == {5}

@@ -10,7 +10,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import supervision as sv
 
 from vizoflow.errors import ConfigError
 
@@ -82,3 +84,24 @@ def score_tracks(tracks: pl.DataFrame, gt_path: str | Path, iou: float = 0.5,
                                        metrics=["CLEAR", "HOTA", "Identity"], threshold=iou)
     return TrackingScore(hota=100 * float(result.HOTA.HOTA), mota=100 * float(result.CLEAR.MOTA),
                          idf1=100 * float(result.Identity.IDF1), id_switches=int(result.CLEAR.IDSW))
+
+
+def person_tracks(tracks: pl.DataFrame, gt_path: str | Path, min_iou: float = 0.3, min_share: float = 0.3) -> set[int]:
+    """Track ids that follow a ground-truth person: IoU >= ``min_iou`` with a ``gt.txt`` box on
+    at least ``min_share`` of their frames.
+
+    Event scoring by time alone cannot tell *who* an event is about (a rack tracked all
+    clip long overlaps a passer-by's label in time); this tells events on people from
+    events on things.
+    """
+    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
+    truth = {int(f) - 1: np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
+             for f in np.unique(gt[:, 0]) for g in [gt[gt[:, 0] == f]]}
+    hits: dict[int, list[bool]] = {}
+    for frame, group in tracks.drop_nulls("track_id").group_by("frame"):
+        boxes = group.select("x1", "y1", "x2", "y2").to_numpy()
+        found = truth.get(int(frame[0]))
+        best = sv.box_iou_batch(boxes, found).max(axis=1) if found is not None else np.zeros(len(boxes))
+        for tid, score in zip(group["track_id"].to_list(), best.tolist()):
+            hits.setdefault(int(tid), []).append(score >= min_iou)
+    return {tid for tid, h in hits.items() if np.mean(h) >= min_share}
