@@ -12,12 +12,9 @@ precision each compiled model actually runs in (``run.json``).
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 from vizoflow.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = ("f32", "bf16", "auto")  # auto: OpenVINO's own choice for this CPU
 
@@ -41,15 +38,19 @@ def cpu_config(precision: str, **extra: Any) -> dict[str, Any]:
     return config
 
 
+def _short(element_type: Any) -> str:
+    """``f32`` / ``bf16`` / ``f16`` for an OpenVINO element type (its own name otherwise)."""
+    name = getattr(element_type, "get_type_name", lambda: str(element_type))()
+    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(name, name)
+
+
 def compiled_precision(compiled: Any) -> str:
     """The precision a compiled OpenVINO model really runs in (``f32``, ``bf16``, ...).
 
     A CPU without bf16 compiles a ``bf16`` request in f32 without an error; this reads
     what OpenVINO chose, so that case shows in ``run.json``.
     """
-    value = compiled.get_property("INFERENCE_PRECISION_HINT")
-    name = getattr(value, "get_type_name", lambda: str(value))()
-    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(name, name)
+    return _short(compiled.get_property("INFERENCE_PRECISION_HINT"))
 
 
 @functools.cache
@@ -59,8 +60,6 @@ def cpu_facts() -> dict[str, Any]:
 
     core = ov.Core()
     capabilities = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    default = core.get_property("CPU", "INFERENCE_PRECISION_HINT")
     return {"cpu": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
             "bf16_supported": "BF16" in capabilities,
-            "openvino_default_precision": {"float32": "f32", "bfloat16": "bf16"}.get(
-                default.get_type_name(), default.get_type_name())}
+            "openvino_default_precision": _short(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))}

@@ -86,6 +86,16 @@ def score_tracks(tracks: pl.DataFrame, gt_path: str | Path, iou: float = 0.5,
                          idf1=100 * float(result.Identity.IDF1), id_switches=int(result.CLEAR.IDSW))
 
 
+def gt_boxes(gt_path: str | Path) -> dict[int, np.ndarray]:
+    """Ground-truth boxes of a MOT ``gt.txt`` as ``{0-based frame: (N, 4) x1, y1, x2, y2}``.
+
+    MOT frames are 1-based and boxes ``x, y, w, h``; the tracks table is 0-based ``xyxy``.
+    """
+    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
+    return {int(f) - 1: np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
+            for f in np.unique(gt[:, 0]) for g in [gt[gt[:, 0] == f]]}
+
+
 def person_tracks(tracks: pl.DataFrame, gt_path: str | Path, min_iou: float = 0.3, min_share: float = 0.3) -> set[int]:
     """Track ids that follow a ground-truth person: IoU >= ``min_iou`` with a ``gt.txt`` box on
     at least ``min_share`` of their frames.
@@ -94,9 +104,7 @@ def person_tracks(tracks: pl.DataFrame, gt_path: str | Path, min_iou: float = 0.
     clip long overlaps a passer-by's label in time); this tells events on people from
     events on things.
     """
-    gt = np.loadtxt(gt_path, delimiter=",", ndmin=2)
-    truth = {int(f) - 1: np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
-             for f in np.unique(gt[:, 0]) for g in [gt[gt[:, 0] == f]]}
+    truth = gt_boxes(gt_path)
     hits: dict[int, list[bool]] = {}
     for frame, group in tracks.drop_nulls("track_id").group_by("frame"):
         boxes = group.select("x1", "y1", "x2", "y2").to_numpy()

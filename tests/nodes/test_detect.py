@@ -10,6 +10,7 @@ from tests.conftest import FOOTAGE, SHARED, clip
 from vizoflow.errors import ConfigError
 from vizoflow.nodes import detect
 from vizoflow.nodes.detect import YoloDetector, resolve_model
+from vizoflow.mot import gt_boxes
 from vizoflow.nodes.sources import VideoFileSource
 
 
@@ -47,9 +48,7 @@ def test_unloadable_model_is_a_config_error(tmp_path):
 
 def first_frame_truth() -> np.ndarray:
     """Ground-truth person boxes (x1, y1, x2, y2) of tud-campus's first frame (MOT ``gt.txt``, frame 1)."""
-    gt = np.loadtxt(FOOTAGE / "tud-campus" / "gt.txt", delimiter=",")
-    g = gt[gt[:, 0] == 1]
-    return np.c_[g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
+    return gt_boxes(FOOTAGE / "tud-campus" / "gt.txt")[0]
 
 
 @pytest.fixture(scope="module")

@@ -191,14 +191,12 @@ def _tracked(frame: Frame) -> sv.Detections:
     return det if det.tracker_id is not None else det[np.zeros(len(det), dtype=bool)]
 
 
-def _people(frame: Frame, role: str, trusted_only: bool = False) -> sv.Detections:
-    """Tracks with ``role`` (and trusted, if asked)."""
+def _people(frame: Frame, role: str) -> sv.Detections:
+    """Tracks with ``role``, trusted or not yet (rules decide when trust is needed)."""
     det = _tracked(frame)
     if len(det) == 0:
         return det
     mask = _roles(det) == role
-    if trusted_only:
-        mask &= _trusted(det)
     return det if mask.all() else det[mask]  # slicing Detections is slow; most frames need none
 
 
