@@ -83,6 +83,26 @@ def wait_for(condition, seconds: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def three_queues(clips: Path, outbox: Path, monkeypatch, frames_total: int, third_at: int):
+    """A segmenter (no free-space guard: the writes themselves must fail, recordings retried at
+    once) and ``feed(first, last)`` handing it frames with three 0.5 s queue events: at frames
+    10 and 60, and at ``third_at``."""
+    seg = VideoSegmenter(str(clips), str(outbox), pre_roll=0.5, post_roll=0.2, fps=FPS, min_free_mb=0)
+    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
+    stream = frames(frames_total)
+    events = {}
+    for name, at in (("queue-a", 10), ("queue-b", 60), ("queue-c", third_at)):
+        events[at] = [event("start", at / FPS, 0.5, name)]
+        events[at + 10] = [event("end", at / FPS, 1.0, name)]
+
+    def feed(first: int, last: int) -> None:
+        for f in stream[first:last]:
+            f.events = events.get(f.index, [])
+            seg.process(f)  # raises if the segmenter gave up
+
+    return seg, feed
+
+
 def test_outbox_on_a_full_disk_refuses_the_row_keeps_the_others_and_stays_usable(small_fs):
     outbox = Outbox(small_fs / "outbox.sqlite")
     outbox.add("e1", 1, "queue", "/clips/a.mp4", {"n": 1})
@@ -103,18 +123,7 @@ def test_full_disk_analysis_goes_on_pending_writes_land_once_space_is_back(small
     clips = tmp_path / "clips"
     metrics = MetricsCollector(small_fs / "analytics_metrics.json")
     metrics.add_event(metrics_event(start=1.0))
-    seg = VideoSegmenter(str(clips), str(small_fs / "outbox.sqlite"), pre_roll=0.5, post_roll=0.2, fps=FPS,
-                         min_free_mb=0)
-    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
-    stream = frames(240)
-    events = {10: [event("start", 1.0, 0.5, "queue-a")], 20: [event("end", 1.0, 1.0, "queue-a")],
-              60: [event("start", 6.0, 0.5, "queue-b")], 70: [event("end", 6.0, 1.0, "queue-b")],
-              110: [event("start", 11.0, 0.5, "queue-c")], 120: [event("end", 11.0, 1.0, "queue-c")]}
-
-    def feed(first: int, last: int) -> None:
-        for f in stream[first:last]:
-            f.events = events.get(f.index, [])
-            seg.process(f)  # raises if the segmenter gave up
+    seg, feed = three_queues(clips, small_fs / "outbox.sqlite", monkeypatch, frames_total=240, third_at=110)
 
     feed(0, 50)
     wait_for(lambda: len(seg.outbox.all()) == 1)  # queue-a recorded before the disk fills
@@ -193,18 +202,7 @@ def test_everything_on_one_full_disk_clips_are_lost_analysis_and_earlier_records
     """Clips, outbox and metrics on the same full file system (the default layout: ``<evidence.dir>``)."""
     metrics = MetricsCollector(small_fs / "analytics_metrics.json")
     metrics.add_event(metrics_event(start=1.0))
-    seg = VideoSegmenter(str(small_fs), str(small_fs / "outbox.sqlite"), pre_roll=0.5, post_roll=0.2, fps=FPS,
-                         min_free_mb=0)  # no free-space guard: the writes themselves must fail
-    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
-    stream = frames(200)
-    events = {10: [event("start", 1.0, 0.5, "queue-a")], 20: [event("end", 1.0, 1.0, "queue-a")],
-              60: [event("start", 6.0, 0.5, "queue-b")], 70: [event("end", 6.0, 1.0, "queue-b")],
-              150: [event("start", 15.0, 0.5, "queue-c")], 160: [event("end", 15.0, 1.0, "queue-c")]}
-
-    def feed(first: int, last: int) -> None:
-        for f in stream[first:last]:
-            f.events = events.get(f.index, [])
-            seg.process(f)
+    seg, feed = three_queues(small_fs, small_fs / "outbox.sqlite", monkeypatch, frames_total=200, third_at=150)
 
     feed(0, 50)
     wait_for(lambda: len(seg.outbox.all()) == 1)
