@@ -31,9 +31,9 @@ def kernel_name(tmp_path_factory) -> str:
 
 
 def linked_counts(run_dir: Path) -> tuple[int, int]:
-    """(linked, events) over every analytics_metrics.json below ``run_dir``, counted here, not by the notebook."""
+    """(linked, events) over every day file ``analytics_metrics_*.json`` below ``run_dir``, counted here, not by the notebook."""
     linked = total = 0
-    for path in run_dir.glob("**/analytics_metrics.json"):
+    for path in run_dir.glob("**/analytics_metrics_*.json"):
         data = json.loads(path.read_text())
         for section, key in (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
                              ("queue_metrics", "queue_events")):

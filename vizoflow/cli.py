@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vizoflow.clock import SiteClock
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
@@ -148,6 +149,7 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
             "versions": versions(),
             "inference": inference_info(cfg, nodes),
             "start_time_source": time_source,
+            "timezone": cfg.timezone,
             **({"clock_epoch": source.epoch} if isinstance(source, LiveSource) else {}),  # live timestamps + this = time
             **(extra or {}),
         })
@@ -188,12 +190,13 @@ def outbox_status(cfg: DictConfig) -> str:
         if cfg.get("retry", False):
             outbox.retry_failed()
             ev = cfg.evidence
+            clock = SiteClock(cfg.timezone)
             build_courier(outbox, cfg.site_name, cfg.camera, ev.upload_url, ev.incident_url, ev.video_url_template,
-                          path.parent, ev.attempts, ev.backoff).drain()
+                          path.parent, ev.attempts, ev.backoff, clock=clock).drain()
             reported = outbox.due(("reported",), now=float("inf"))
             target = next((i.event["metrics_path"] for i in reported if i.event.get("metrics_path")), None)
             if target and Path(target).exists():  # the linker finds each item's own metrics file
-                EvidenceLinker(outbox, MetricsCollector(target)).link()
+                EvidenceLinker(outbox, MetricsCollector(target, clock=clock)).link()
         lines = [f"outbox {path}: " + ", ".join(f"{state} {n}" for state, n in outbox.counts().items())]
         lines += [f"  {i.state:<12} {i.event_id} part {i.part}: {i.last_error}" for i in outbox.all() if i.last_error]
         return "\n".join(lines)
@@ -258,6 +261,7 @@ def app(cfg: DictConfig) -> None:
     """
     try:
         check_config_files(HydraConfig.get())
+        SiteClock(cfg.timezone)  # an unknown time zone is named before anything starts
         mode = cfg.mode
         if mode == "run":
             stats = run_pipeline(cfg)

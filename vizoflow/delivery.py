@@ -14,13 +14,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from vizoflow.clock import SiteClock
 from vizoflow.errors import UploadError
 from vizoflow.outbox import LOCAL
 
@@ -236,10 +236,12 @@ class Uploader:
         field: Multipart field name of the file.
         timeout_base: Seconds allowed for any upload ...
         timeout_per_mb: ... plus this per MiB of clip (slow uplinks in stores).
+        clock: The site's clock: ``upload_timestamp`` is its local wall time.
     """
 
     def __init__(self, client: HttpClient, url: str, video_url_template: str, field: str = "file",
-                 timeout_base: float = 10.0, timeout_per_mb: float = 5.0) -> None:
+                 timeout_base: float = 10.0, timeout_per_mb: float = 5.0, clock: SiteClock | None = None) -> None:
+        self.clock = clock or SiteClock()
         if "{filename}" not in video_url_template:
             raise ValueError(f"video_url_template must contain {{filename}}, got {video_url_template!r}")
         self.client, self.url, self.template, self.field = client, url, video_url_template, field
@@ -274,8 +276,7 @@ class Uploader:
         if name is None and isinstance(answer.get("data"), dict):
             name = answer["data"].get("filename")
         filename = safe_filename(name)
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        return Stored(filename, self.template.format(filename=filename), stamp)
+        return Stored(filename, self.template.format(filename=filename), self.clock.wall(self.clock.now()))
 
 
 class LocalStore:
@@ -283,12 +284,14 @@ class LocalStore:
 
     destination = LOCAL
 
+    def __init__(self, clock: SiteClock | None = None) -> None:
+        self.clock = clock or SiteClock()
+
     def upload(self, path: Path) -> Stored:
         """Point at the local clip instead of uploading it."""
         if not path.is_file():
             raise PermanentError(f"clip is missing: {path}")
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        return Stored(path.name, path.resolve().as_uri(), stamp)
+        return Stored(path.name, path.resolve().as_uri(), self.clock.wall(self.clock.now()))
 
 
 class IncidentReporter:

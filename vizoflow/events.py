@@ -7,17 +7,13 @@ the log, the metrics file and the incident payload agree on field names.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
+
+from vizoflow.clock import SiteClock
 
 EventKind = Literal["interaction", "unattended", "queue"]
 Phase = Literal["start", "update", "end"]
 Box = tuple[float, float, float, float]
-
-
-def iso(epoch_seconds: float) -> str:
-    """ISO 8601 with an explicit UTC offset, millisecond precision."""
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +71,9 @@ class Event:
         """End (or current) time on the frame clock."""
         return self.started_at + self.duration
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with ISO 8601 start/end times."""
+    def to_dict(self, clock: SiteClock | None = None) -> dict[str, Any]:
+        """JSON-ready dict with ISO 8601 start/end times in the site's local time (UTC without a clock)."""
+        clock = clock or SiteClock()
         return {
             "event_id": self.event_id,
             "kind": self.kind,
@@ -85,8 +82,8 @@ class Event:
             "track_ids": list(self.track_ids),
             "boxes": [list(b) for b in self.boxes],
             "confidence": round(self.confidence, 4),
-            "start": iso(self.epoch + self.started_at),
-            "end": iso(self.epoch + self.ended_at),
+            "start": clock.iso(self.epoch + self.started_at),
+            "end": clock.iso(self.epoch + self.ended_at),
             "started_at": self.started_at,
             "duration": round(self.duration, 3),
             "details": dict(self.details),

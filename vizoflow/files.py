@@ -1,4 +1,4 @@
-"""Small file helpers shared by sinks: atomic JSON writes."""
+"""Small file helpers shared by sinks: atomic JSON writes, the latest-day link."""
 
 from __future__ import annotations
 
@@ -28,3 +28,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
         except OSError:
             pass
         raise
+
+
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute without following a symlink at its end.
+
+    ``analytics_metrics.json`` is a link to the current day's file; the outbox names
+    the link (the run's metrics), not the day it pointed at when a clip was cut.
+    """
+    path = Path(path)
+    return path.parent.resolve() / path.name
+
+
+def point_link(link: Path, target_name: str) -> None:
+    """Make ``link`` a relative symlink to ``target_name`` (a file beside it), replacing it atomically."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)

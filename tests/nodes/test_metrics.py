@@ -59,7 +59,12 @@ def test_metrics_file_matches_the_seed_structure_and_summarizes_days(tmp_path):
     assert first["start"] == "2025-10-25T11:00:52.000+00:00"
     day = data["daily_summary"]["2025-10-25"]
     assert day == {"interactions": 2, "mean_interaction_duration": 20.0, "median_interaction_duration": 20.0,
-                   "unattended": 1, "mean_unattended_wait": 42.0, "queues": 1, "max_queue_length": 3}
+                   "unattended": 1, "mean_unattended_wait": 42.0, "queues": 1, "max_queue_length": 3,
+                   "timezone": "UTC", "day_start": "2025-10-25T00:00:00.000+00:00",
+                   "day_end": "2025-10-26T00:00:00.000+00:00", "hours": 24.0,
+                   "hourly": {"2025-10-25T11:00+00:00": {"interactions": 2, "unattended": 1, "queues": 1}}}
+    # the link names the day's file, where the data is
+    assert os.readlink(tmp_path / "analytics_metrics.json") == "analytics_metrics_2025-10-25.json"
 
 
 def test_evidence_links_to_the_matching_entry_only(tmp_path):
@@ -82,10 +87,12 @@ def test_an_existing_file_is_continued_and_a_torn_one_is_kept_aside(tmp_path):
     MetricsCollector(path).add_event(event())
     MetricsCollector(path).add_event(event(start=99.0))
     assert len(json.loads(path.read_text())["interaction_metrics"]["interaction_times"]) == 2
-    path.write_text('{"metadata": {"vers')
-    MetricsCollector(path).save()
-    assert json.loads(path.read_text())["interaction_metrics"]["interaction_times"] == []
-    assert (tmp_path / "m.json.unreadable").read_text() == '{"metadata": {"vers'
+    day_file = tmp_path / "m_2025-10-25.json"
+    day_file.write_text('{"metadata": {"vers')
+    MetricsCollector(path).add_event(event(start=120.0))
+    assert [e["start"] for e in json.loads(path.read_text())["interaction_metrics"]["interaction_times"]] == [
+        "2025-10-25T11:02:00.000+00:00"]
+    assert (tmp_path / "m_2025-10-25.json.unreadable").read_text() == '{"metadata": {"vers'
 
 
 def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_path):
@@ -178,7 +185,7 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
     monkeypatch.setattr(metrics_module, "write_json_atomic", write)
     import numpy as np
 
-    frame = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8))
+    frame = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8), epoch=EPOCH)
     frame.events = [event(start=20.0), event(start=30.0)]
     sink.process(frame)  # does not raise: analysis goes on
     frame.events = [event(start=40.0)]
@@ -187,7 +194,7 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
     assert caplog.text.count("could not write") == 1  # once per streak, not per write
     on_disk = json.loads(path.read_text())["interaction_metrics"]["interaction_times"]
     assert [e["event_id"] for e in on_disk] == [first.event_id]  # the old complete file is intact
-    assert list(tmp_path.glob(".m.json.*.tmp")) == []
+    assert list(tmp_path.glob(".m*.tmp")) == []
     full["on"] = False  # space is back: the next pass writes everything
     frame.events = []
     sink.process(frame)

@@ -57,7 +57,7 @@ def test_clip_starts_pre_roll_before_the_event_start_and_ends_post_roll_after_it
     # the event started at 3.0 s but the rule could only say so at 5.0 s (min_seconds 2)
     run(seg, frames(150), {50: [event("start", 3.0, 2.0)], 80: [event("end", 3.0, 4.9)]})
     [path] = seg.written
-    assert path.name.startswith("segment_1_20251025_110001_unattended_start")  # first frame: 1.0 s after epoch
+    assert path.name.startswith("segment_000001_20251025_110001_unattended_start")  # first frame: 1.0 s after epoch
     got = decoded(path)
     assert [index for _, index in got] == list(range(10, 90))  # first frame at 3.0 - 2.0 s, none missing
     asked = (3.0 + 4.9 + 1.0) - (3.0 - 2.0)
@@ -92,7 +92,7 @@ def test_numbering_continues_after_a_restart(tmp_path):
     (tmp_path / "segment_7_20250101_000000_queue_start.mp4").write_bytes(b"x")
     seg = VideoSegmenter(str(tmp_path), None, pre_roll=0.0, post_roll=0.0, fps=FPS)
     run(seg, frames(20), {5: [event("start", 0.5, 0.0)], 10: [event("end", 0.5, 0.5)]})
-    assert seg.written[0].name.startswith("segment_8_")
+    assert seg.written[0].name.startswith("segment_000008_")  # zero-padded: names sort in recording order
 
 
 def test_disk_nearly_full_skips_new_clips_but_keeps_going(tmp_path, caplog):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vizoflow.clock import SiteClock
 from vizoflow.delivery import (HttpClient, IncidentReporter, LocalStore, PermanentError, RetryPolicy,
                                TransientError, Uploader, api_key_from_env)
 from vizoflow.events import VideoEvidence
@@ -19,8 +20,9 @@ from vizoflow.retention import Retention
 log = logging.getLogger(__name__)
 
 
-def incident_id_for(item: Item) -> str:
-    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form, unique thanks to the outbox row id.
+def incident_id_for(item: Item, clock: SiteClock | None = None) -> str:
+    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form in the site's local time (UTC without a
+    clock), dated from the event start, unique thanks to the outbox row id.
 
     Raises:
         PermanentError: the event's start is missing, not an ISO time or without a time
@@ -34,10 +36,10 @@ def incident_id_for(item: Item) -> str:
     if when is None or when.tzinfo is None:
         raise PermanentError(f"event {item.event_id}: start {start!r} is not an ISO time with a time zone, "
                              f"so its incident cannot be dated")
-    return f"incident_{when.astimezone(timezone.utc).strftime('%Y%m%d_%H%M%S')}_{item.id}"
+    return f"incident_{(clock or SiteClock()).stamp(when.timestamp())}_{item.id}"
 
 
-def incident_payload(item: Item, site: str, camera: str) -> dict[str, Any]:
+def incident_payload(item: Item, site: str, camera: str, timezone: str = "UTC") -> dict[str, Any]:
     """The incident JSON sent to the incident API (documented in README)."""
     event = item.event
     evidence = VideoEvidence(segment_filename=Path(item.segment_path).name,
@@ -53,7 +55,8 @@ def incident_payload(item: Item, site: str, camera: str) -> dict[str, Any]:
         "event_type": event["kind"],
         "event_id": event["event_id"],
         "segment_part": item.part,
-        "start_time": event["start"],
+        "start_time": event["start"],  # ISO with the local offset of the site's time zone
+        "timezone": timezone,
         "end_time": event["end"],
         "duration_seconds": event["duration"],
         "track_ids": event["track_ids"],
@@ -86,13 +89,15 @@ class Courier:
         reporter: Incident reporter.
         site: Site name in incident payloads.
         camera: Camera name in incident payloads.
+        clock: The site's clock: incident ids are dated in its local time.
         retry_base: First delay before an item that failed all its attempts is tried again.
         retry_cap: Longest such delay (an API down for an hour is tried every ``retry_cap``).
     """
 
     def __init__(self, outbox: Outbox, store: Uploader | LocalStore, reporter: IncidentReporter, site: str,
-                 camera: str, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
+                 camera: str, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
         self.outbox, self.store, self.reporter, self.site, self.camera = outbox, store, reporter, site, camera
+        self.clock = clock or SiteClock()
         self.retry_base, self.retry_cap = retry_base, retry_cap
         self.busy_since: float | None = None  # monotonic start of the step under way (status: slow consumer)
 
@@ -133,11 +138,11 @@ class Courier:
                 else:
                     stored = self.store.upload(clip)
                     self.outbox.uploaded(item.id, self.store.destination, stored.uploaded_filename, stored.video_url,
-                                         stored.upload_timestamp, item.incident_id or incident_id_for(item))
+                                         stored.upload_timestamp, item.incident_id or incident_id_for(item, self.clock))
                     log.info("uploaded %s as %s", clip.name, stored.uploaded_filename)
                     item = self.outbox.get(item.id)
             if self.needs_report(item):
-                self.reporter.report(incident_payload(item, self.site, self.camera))
+                self.reporter.report(incident_payload(item, self.site, self.camera, self.clock.name))
                 self.outbox.reported(item.id, self.reporter.destination)
                 log.info("incident %s reported (%s %s)", item.incident_id, item.kind, item.event_id)
             else:
@@ -158,13 +163,14 @@ class Courier:
 
 def build_courier(outbox: Outbox, site: str, camera: str, upload_url: str | None, incident_url: str | None,
                   video_url_template: str, local_dir: Path, attempts: int = 3, backoff: float = 1.0,
-                  timeout_base: float = 10.0, timeout_per_mb: float = 5.0) -> Courier:
+                  timeout_base: float = 10.0, timeout_per_mb: float = 5.0, clock: SiteClock | None = None) -> Courier:
     """A courier for the configured endpoints (local evidence where a URL is missing)."""
+    clock = clock or SiteClock()
     client = HttpClient(api_key_from_env(), RetryPolicy(attempts=attempts, backoff=backoff))
-    store = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb)
-             if upload_url else LocalStore())
+    store = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb,
+                      clock=clock) if upload_url else LocalStore(clock))
     reporter = IncidentReporter(client if incident_url else None, incident_url, local_dir / "incidents.jsonl")
-    return Courier(outbox, store, reporter, site, camera)
+    return Courier(outbox, store, reporter, site, camera, clock)
 
 
 class EvidenceDelivery:
@@ -182,6 +188,7 @@ class EvidenceDelivery:
         attempts, backoff, timeout_base, timeout_per_mb: HTTP retry and timeout settings.
         retention: ``{max_age_hours, max_total_gb, interval_seconds}`` for clips in the
             outbox's folder (see :mod:`vizoflow.retention`); None keeps every clip.
+        timezone: The site's IANA time zone (incident ids, ``upload_timestamp``).
     """
 
     needs_video = True  # delivers clips: left out when replaying the track cache
@@ -189,14 +196,16 @@ class EvidenceDelivery:
     def __init__(self, outbox_path: str, site: str = "default", camera: str = "cam0", upload_url: str | None = None,
                  incident_url: str | None = None, video_url_template: str = "{filename}", poll_seconds: float = 1.0,
                  drain_seconds: float = 30.0, attempts: int = 3, backoff: float = 1.0, timeout_base: float = 10.0,
-                 timeout_per_mb: float = 5.0, retention: dict[str, float | None] | None = None) -> None:
+                 timeout_per_mb: float = 5.0, retention: dict[str, float | None] | None = None,
+                 timezone: str = "UTC") -> None:
         retention = dict(retention or {})
         self.retention_interval = float(retention.pop("interval_seconds", None) or 300.0)
         self.outbox = Outbox(outbox_path)
         self.retention = Retention(self.outbox, Path(outbox_path).parent, **retention)
         self._swept = float("-inf")
         self.courier = build_courier(self.outbox, site, camera, upload_url, incident_url, video_url_template,
-                                     Path(outbox_path).parent, attempts, backoff, timeout_base, timeout_per_mb)
+                                     Path(outbox_path).parent, attempts, backoff, timeout_base, timeout_per_mb,
+                                     SiteClock(timezone))
         self.poll_seconds, self.drain_seconds = poll_seconds, drain_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="vizoflow-evidence", daemon=True)

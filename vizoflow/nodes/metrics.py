@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import statistics
 import threading
 import time
-from datetime import datetime, timezone
+from collections import OrderedDict
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from vizoflow import __version__
-from vizoflow.events import Event, VideoEvidence, iso
-from vizoflow.files import write_json_atomic
+from vizoflow.clock import SiteClock
+from vizoflow.events import Event, VideoEvidence
+from vizoflow.files import absolute, point_link, write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import ParquetTableWriter
 from vizoflow.outbox import FAILED, LINK_DONE, LINK_GONE, LINK_PENDING, LINKED, REPORTED, Item, Outbox
@@ -24,24 +27,27 @@ from vizoflow.outbox import FAILED, LINK_DONE, LINK_GONE, LINK_PENDING, LINKED, 
 log = logging.getLogger(__name__)
 METRICS_VERSION = "1.1"
 
-EVENTS_SCHEMA = pa.schema([
-    ("event_id", pa.string()),
-    ("kind", pa.string()),
-    ("phase", pa.string()),
-    ("camera", pa.string()),
-    ("start", pa.timestamp("ms", tz="UTC")),
-    ("end", pa.timestamp("ms", tz="UTC")),
-    ("started_at", pa.float64()),
-    ("duration", pa.float64()),
-    ("track_ids", pa.list_(pa.int64())),
-    ("staff_id", pa.int64()),
-    ("customer_id", pa.int64()),
-    ("confidence", pa.float64()),
-    ("waiting_time", pa.float64()),
-    ("max_length", pa.int64()),
-    ("boxes", pa.string()),
-    ("details", pa.string()),
-])
+
+def events_schema(timezone: str = "UTC") -> pa.Schema:
+    """``events.parquet``: start and end are instants shown in the site's time zone."""
+    return pa.schema([
+        ("event_id", pa.string()),
+        ("kind", pa.string()),
+        ("phase", pa.string()),
+        ("camera", pa.string()),
+        ("start", pa.timestamp("ms", tz=timezone)),
+        ("end", pa.timestamp("ms", tz=timezone)),
+        ("started_at", pa.float64()),
+        ("duration", pa.float64()),
+        ("track_ids", pa.list_(pa.int64())),
+        ("staff_id", pa.int64()),
+        ("customer_id", pa.int64()),
+        ("confidence", pa.float64()),
+        ("waiting_time", pa.float64()),
+        ("max_length", pa.int64()),
+        ("boxes", pa.string()),
+        ("details", pa.string()),
+    ])
 
 
 class InteractionLogger:
@@ -49,16 +55,18 @@ class InteractionLogger:
 
     Args:
         path: Log file; appended to across restarts.
+        clock: The site's clock: times are local ISO with their offset.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: SiteClock | None = None) -> None:
         self.path = Path(path)
+        self.clock = clock or SiteClock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def log_interaction(self, event: Event) -> None:
         """Append one event phase."""
-        self._fh.write(json.dumps(event.to_dict(), default=str) + "\n")
+        self._fh.write(json.dumps(event.to_dict(self.clock), default=str) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -66,10 +74,10 @@ class InteractionLogger:
         self._fh.close()
 
 
-def _record(event: Event) -> tuple[str, str, dict[str, Any]]:
+def _record(event: Event, clock: SiteClock) -> tuple[str, str, dict[str, Any]]:
     """Section, list name and entry of ``analytics_metrics.json`` for an ended event."""
-    common = {"event_id": event.event_id, "camera": event.camera, "start": iso(event.epoch + event.started_at),
-              "end": iso(event.epoch + event.ended_at), "track_ids": list(event.track_ids),
+    common = {"event_id": event.event_id, "camera": event.camera, "start": clock.iso(event.epoch + event.started_at),
+              "end": clock.iso(event.epoch + event.ended_at), "track_ids": list(event.track_ids),
               "confidence": round(event.confidence, 4)}
     if event.kind == "interaction":
         staff_id, customer_id = event.track_ids
@@ -84,161 +92,295 @@ def _record(event: Event) -> tuple[str, str, dict[str, Any]]:
         "queue_duration": round(event.duration, 3), "waits": event.details.get("waits", {}), **common}
 
 
-class MetricsCollector:
-    """Keeps ``analytics_metrics.json`` in the seed's v1.1 structure, written atomically.
+SECTIONS = (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
+            ("queue_metrics", "queue_events"))
 
-    ``interaction_metrics.interaction_times[]`` holds ``staff_id``, ``customer_id``,
-    ``interaction_duration`` and, once delivered, ``video_evidence``; vizoflow adds
-    ``unattended_metrics``, ``queue_metrics`` and ``daily_summary``. An existing file is
-    loaded and extended, so a restarted live run keeps its history. Thread-safe: the
-    evidence worker links clips from another thread.
+
+def _epoch(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time).timestamp()
+
+
+def day_summary(doc: dict[str, Any], day: str, clock: SiteClock) -> dict[str, Any]:
+    """The ``daily_summary`` entry of one day file: counts and means, the day's real length, hourly counts.
+
+    ``hours`` is 23 or 25 on a daylight-saving day; ``hourly`` is keyed by local hour
+    with its offset, so the repeated autumn hour is two buckets.
+    """
+    durations = [e["interaction_duration"] for e in doc["interaction_metrics"]["interaction_times"]]
+    waits = [e["waiting_time"] for e in doc["unattended_metrics"]["unattended_events"]]
+    lengths = [e["max_length"] for e in doc["queue_metrics"]["queue_events"]]
+    hourly: dict[str, dict[str, int]] = {}
+    for (section, name), key in zip(SECTIONS, ("interactions", "unattended", "queues")):
+        for entry in doc[section][name]:
+            bucket = hourly.setdefault(clock.hour(_epoch(entry["start"])),
+                                       {"interactions": 0, "unattended": 0, "queues": 0})
+            bucket[key] += 1
+    first, last = clock.day_bounds(day)
+
+    def mean(values: list[float]) -> float | None:
+        return round(statistics.fmean(values), 3) if values else None
+
+    return {
+        "interactions": len(durations),
+        "mean_interaction_duration": mean(durations),
+        "median_interaction_duration": round(statistics.median(durations), 3) if durations else None,
+        "unattended": len(waits),
+        "mean_unattended_wait": mean(waits),
+        "queues": len(lengths),
+        "max_queue_length": int(max(lengths)) if lengths else None,
+        "timezone": clock.name,
+        "day_start": clock.iso(first),
+        "day_end": clock.iso(last),
+        "hours": round((last - first) / 3600, 3),
+        "hourly": dict(sorted(hourly.items(), key=lambda kv: _epoch(kv[0]))),
+    }
+
+
+class MetricsCollector:
+    """Keeps the seed's v1.1 analytics as one file per local day, each written atomically.
+
+    ``path`` (``analytics_metrics.json``) is a link to the newest day's file,
+    ``analytics_metrics_YYYY-MM-DD.json`` beside it. Each day file has the seed's
+    structure: ``interaction_metrics.interaction_times[]`` holds ``staff_id``,
+    ``customer_id``, ``interaction_duration`` and, once delivered, ``video_evidence``;
+    vizoflow adds ``unattended_metrics``, ``queue_metrics`` and that day's
+    ``daily_summary``. An event belongs to the local day (site clock) it started on,
+    also when it ends after midnight. Recording an event rewrites only its day's file,
+    and only the last ``keep_days`` days are held in memory, so neither the cost of an
+    event nor memory grows with the days behind. Existing files are loaded and
+    extended, so a restarted live run keeps its history; a single file of an older
+    vizoflow at ``path`` is split into day files (kept as ``*.pre-daily.json``).
+    Thread-safe: the evidence worker links clips from another thread.
 
     A failed write (disk full, I/O error) does not stop the pipeline and loses nothing
-    recorded: the data stays in memory (``unsaved`` is True), the error is logged once
-    per streak of failures, and the whole file is written again on the next change,
-    :meth:`retry` or :meth:`save` (the sink retries every ``link_seconds`` and at close).
-    The file on disk keeps its previous complete version meanwhile.
+    recorded: that day stays in memory (``unsaved`` is True) and is not evicted, the
+    error is logged once per streak of failures, and the day's whole file is written
+    again on the next change, :meth:`retry` or :meth:`save` (the sink retries every
+    ``link_seconds`` and at close). The file on disk keeps its previous complete
+    version meanwhile.
 
     Args:
-        path: The JSON file.
+        path: The link to the newest day (``analytics_metrics.json``); day files go beside it.
         site: Site name for the metadata.
+        clock: The site's clock (time zone); UTC by default.
+        keep_days: Day files held in memory (the current day and the ones before it,
+            which late-ending events and evidence still reach).
     """
 
-    def __init__(self, path: str | os.PathLike[str], site: str = "default") -> None:
+    def __init__(self, path: str | os.PathLike[str], site: str = "default", clock: SiteClock | None = None,
+                 keep_days: int = 3) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or SiteClock()
+        self.site, self.keep_days = site, max(1, keep_days)
         self._lock = threading.Lock()
-        self.unsaved = False  # the last write failed: memory holds more than the file
+        self._days: OrderedDict[str, dict[str, Any]] = OrderedDict()  # loaded day files, least recent first
+        self._unsaved: set[str] = set()  # days whose last write failed
         self.failed_writes = 0  # failed writes in the current streak
-        self.data = self._load() or {
-            "metadata": {"version": METRICS_VERSION, "site": site, "generator": f"vizoflow {__version__}",
-                         "created": iso(datetime.now(timezone.utc).timestamp())},
+        self._meta: dict[str, Any] = {"timezone": self.clock.name}  # metadata every day file carries
+        self._current: tuple[float, float, str] | None = None  # bounds of the day of the last frame
+        self._day_name = re.compile(re.escape(self.path.stem) + r"_(\d{4}-\d{2}-\d{2})" + re.escape(self.path.suffix))
+        if self.path.is_file() and not self.path.is_symlink():
+            self._migrate()
+
+    @property
+    def unsaved(self) -> bool:
+        """True while some day's last write failed (its data is in memory only)."""
+        return bool(self._unsaved)
+
+    def day_path(self, day: str) -> Path:
+        """The file of a local day, ``analytics_metrics_YYYY-MM-DD.json``."""
+        return self.path.with_name(f"{self.path.stem}_{day}{self.path.suffix}")
+
+    def days(self) -> list[str]:
+        """The days that have a file (or data not yet written), oldest first."""
+        found = {m.group(1) for p in self.path.parent.iterdir() if (m := self._day_name.fullmatch(p.name))}
+        return sorted(found | self._unsaved)
+
+    def open_day(self, epoch: float) -> str:
+        """The day of ``epoch``; its file is created when new, and the link points at the newest day.
+
+        The sink calls this for every frame, so a day has its (maybe empty) file from its
+        first frame and the link moves at local midnight; cheap while the day lasts.
+        """
+        if self._current is not None and self._current[0] <= epoch < self._current[1]:
+            return self._current[2]
+        day = self.clock.day(epoch)
+        with self._lock:
+            new = day not in self._days and not self.day_path(day).exists()
+            self._doc(day)
+            if new:
+                self._save_day(day)
+            self._point_link()
+        self._current = (*self.clock.day_bounds(day), day)
+        return day
+
+    def set_start_time_source(self, source: str | dict[str, str]) -> bool:
+        """Record in ``metadata.start_time_source`` where the event dates come from
+        (``creation_time tag``, ``modification time (guess)``, ``source.start_time``,
+        ``wall clock``; per video when they differ); True if every open day file was written."""
+        with self._lock:
+            self._meta["start_time_source"] = source
+            return all([self._save_day(day) for day in list(self._days)])
+
+    def add_event(self, event: Event) -> None:
+        """Record an ended event in the file of the day it started, and save that file."""
+        section, name, entry = _record(event, self.clock)
+        day = self.clock.day(event.epoch + event.started_at)
+        with self._lock:
+            self._doc(day)[section][name].append(entry)
+            self._save_day(day)
+            self._point_link()
+
+    def add_interaction_time(self, event: Event) -> None:
+        """The seed's name for :meth:`add_event` on an interaction."""
+        self.add_event(event)
+
+    def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence,
+                            start: str | None = None) -> bool:
+        """Attach ``video_evidence`` to the entries of ``event_id`` (same track ids); True if found.
+
+        ``start`` (the event's ISO start) names the day file to look in, and the days
+        beside it (a run in another time zone wrote it); without it every day is searched.
+        Every matching entry of that day gets it: footage re-run into the same output
+        folder adds the event to the file again, and that entry needs its evidence as well.
+        """
+        with self._lock:
+            for day in self._candidate_days(start):
+                doc = self._doc(day)
+                found = False
+                for section, name in SECTIONS:
+                    for entry in doc[section][name]:
+                        if entry.get("event_id") == event_id and entry.get("track_ids") == list(track_ids):
+                            entry["video_evidence"] = evidence.to_dict()
+                            found = True
+                if found:
+                    self._save_day(day)
+                    return True
+        return False
+
+    def _candidate_days(self, start: str | None) -> list[str]:
+        known = set(self.days()) | set(self._days)
+        if start is None:
+            return sorted(known, reverse=True)
+        day = date.fromisoformat(self.clock.day(_epoch(start)))
+        near = [(day + timedelta(days=d)).isoformat() for d in (0, -1, 1)]
+        return [d for d in near if d in known]
+
+    def save(self) -> bool:
+        """Write every day held in memory now; True if all written (False: kept in memory, see ``unsaved``)."""
+        with self._lock:
+            return all([self._save_day(day) for day in list(self._days)])
+
+    def retry(self) -> bool:
+        """Write again the days whose earlier write failed; True if every file is up to date."""
+        with self._lock:
+            return all([self._save_day(day) for day in sorted(self._unsaved)])
+
+    # -- day files (under the lock) -------------------------------------------------------
+    def _doc(self, day: str) -> dict[str, Any]:
+        doc = self._days.get(day)
+        if doc is None:
+            doc = self._days[day] = self._load(self.day_path(day)) or self._new(day)
+            while len(self._days) > self.keep_days:  # forget the oldest written day (reloaded when needed)
+                oldest = next((d for d in self._days if d not in self._unsaved and d != day), None)
+                if oldest is None:
+                    break
+                del self._days[oldest]
+        self._days.move_to_end(day)
+        return doc
+
+    def _new(self, day: str) -> dict[str, Any]:
+        return {
+            "metadata": {"version": METRICS_VERSION, "site": self.site, "generator": f"vizoflow {__version__}",
+                         "day": day, "created": self.clock.now_iso()},
             "interaction_metrics": {"interaction_times": []},
             "unattended_metrics": {"unattended_events": []},
             "queue_metrics": {"queue_events": []},
             "daily_summary": {},
         }
 
-    def set_start_time_source(self, source: str | dict[str, str]) -> bool:
-        """Record in ``metadata.start_time_source`` where the event dates come from
-        (``creation_time tag``, ``modification time (guess)``, ``source.start_time``,
-        ``wall clock``; per video when they differ); True if the file was written."""
-        with self._lock:
-            self.data["metadata"]["start_time_source"] = source
-            return self._save()
-
-    def _load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
+    def _load(self, path: Path) -> dict[str, Any] | None:
+        if not path.exists():
             return None
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            backup = self.path.with_name(self.path.name + ".unreadable")
-            os.replace(self.path, backup)
-            log.error("%s was unreadable (%s); kept as %s, starting a new one", self.path, exc, backup)
+            backup = path.with_name(path.name + ".unreadable")
+            os.replace(path, backup)
+            log.error("%s was unreadable (%s); kept as %s, starting a new one", path, exc, backup)
             return None
         if data.get("metadata", {}).get("version") != METRICS_VERSION:
-            raise ValueError(f"{self.path} has metadata.version {data.get('metadata', {}).get('version')!r}, "
+            raise ValueError(f"{path} has metadata.version {data.get('metadata', {}).get('version')!r}, "
                              f"expected {METRICS_VERSION!r}")
         return data
 
-    def add_event(self, event: Event) -> None:
-        """Record an ended event and save the file."""
-        section, name, entry = _record(event)
-        with self._lock:
-            self.data[section][name].append(entry)
-            self._summarize()
-            self._save()
-
-    def add_interaction_time(self, event: Event) -> None:
-        """The seed's name for :meth:`add_event` on an interaction."""
-        self.add_event(event)
-
-    def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence) -> bool:
-        """Attach ``video_evidence`` to the entries of ``event_id`` (same track ids); True if found.
-
-        Every matching entry gets it: footage re-run into the same output folder adds
-        the event to the file again, and that entry needs its evidence as well.
-        """
-        found = False
-        with self._lock:
-            for section, name in (("interaction_metrics", "interaction_times"),
-                                  ("unattended_metrics", "unattended_events"), ("queue_metrics", "queue_events")):
-                for entry in self.data[section][name]:
-                    if entry.get("event_id") == event_id and entry.get("track_ids") == list(track_ids):
-                        entry["video_evidence"] = evidence.to_dict()
-                        found = True
-            if found:
-                self._save()
-        return found
-
-    def _summarize(self) -> None:
-        days: dict[str, dict[str, list[float]]] = {}
-
-        def bucket(entry: dict[str, Any]) -> dict[str, list[float]]:
-            return days.setdefault(entry["start"][:10], {"i": [], "u": [], "q": []})
-
-        for e in self.data["interaction_metrics"]["interaction_times"]:
-            bucket(e)["i"].append(e["interaction_duration"])
-        for e in self.data["unattended_metrics"]["unattended_events"]:
-            bucket(e)["u"].append(e["waiting_time"])
-        for e in self.data["queue_metrics"]["queue_events"]:
-            bucket(e)["q"].append(e["max_length"])
-
-        def mean(values: list[float]) -> float | None:
-            return round(statistics.fmean(values), 3) if values else None
-
-        self.data["daily_summary"] = {day: {
-            "interactions": len(v["i"]),
-            "mean_interaction_duration": mean(v["i"]),
-            "median_interaction_duration": round(statistics.median(v["i"]), 3) if v["i"] else None,
-            "unattended": len(v["u"]),
-            "mean_unattended_wait": mean(v["u"]),
-            "queues": len(v["q"]),
-            "max_queue_length": int(max(v["q"])) if v["q"] else None,
-        } for day, v in sorted(days.items())}
-
-    def _save(self) -> bool:
-        """Write the file; on an ``OSError`` keep the data in memory for the next write. True if written."""
-        self.data["metadata"]["updated"] = iso(datetime.now(timezone.utc).timestamp())
+    def _save_day(self, day: str) -> bool:
+        """Write one day's file; on an ``OSError`` keep it in memory for the next write. True if written."""
+        doc = self._days[day]
+        doc["metadata"].update(self._meta, updated=self.clock.now_iso())
+        doc["daily_summary"] = {day: day_summary(doc, day, self.clock)}
         try:
-            write_json_atomic(self.path, self.data)
+            write_json_atomic(self.day_path(day), doc)
         except OSError as exc:
-            if not self.unsaved:  # once per streak
+            if not self._unsaved:  # once per streak
                 log.error("could not write %s (%s); its data is kept in memory and written again on the next "
-                          "change and at close; analysis goes on", self.path, exc)
-            self.unsaved = True
+                          "change and at close; analysis goes on", self.day_path(day), exc)
+            self._unsaved.add(day)
             self.failed_writes += 1
             return False
-        if self.unsaved:
-            log.warning("%s written again after %d failed write(s); nothing was lost", self.path, self.failed_writes)
-        self.unsaved, self.failed_writes = False, 0
+        self._unsaved.discard(day)
+        if not self._unsaved and self.failed_writes:
+            log.warning("%s written again after %d failed write(s); nothing was lost", self.day_path(day),
+                        self.failed_writes)
+            self.failed_writes = 0
         return True
 
-    def save(self) -> bool:
-        """Write the file now; True if written (False: kept in memory, see ``unsaved``)."""
-        with self._lock:
-            return self._save()
+    def _point_link(self) -> None:
+        """Point ``path`` at the newest day file (a user finds today's figures there)."""
+        days = [d for d in self.days() if self.day_path(d).exists()]
+        if not days:
+            return
+        target = self.day_path(days[-1]).name
+        try:
+            if self.path.is_symlink() and os.readlink(self.path) == target:
+                return
+            point_link(self.path, target)
+        except OSError as exc:
+            log.warning("could not point %s at %s (%s); the day files are complete", self.path, target, exc)
 
-    def retry(self) -> bool:
-        """Write the file again if an earlier write failed; True if the file is up to date."""
-        with self._lock:
-            return self._save() if self.unsaved else True
+    def _migrate(self) -> None:
+        """Split a single metrics file of an older vizoflow into day files; keep it as ``*.pre-daily.json``."""
+        old = self._load(self.path)
+        if old is not None:
+            self._meta.update({k: v for k, v in old.get("metadata", {}).items() if k == "start_time_source"})
+            for section, name in SECTIONS:
+                for entry in old.get(section, {}).get(name, []):
+                    self._doc(self.clock.day(_epoch(entry["start"])))[section][name].append(entry)
+                    self._unsaved.add(self.clock.day(_epoch(entry["start"])))  # held until written below
+            for day in sorted(self._unsaved):
+                self._save_day(day)
+        if self.path.exists():
+            backup = self.path.with_name(f"{self.path.stem}.pre-daily{self.path.suffix}")
+            os.replace(self.path, backup)
+            log.warning("%s was a single metrics file of an older vizoflow: split into day files, kept as %s",
+                        self.path, backup.name)
+        self._point_link()
 
 
 class EventsTable:
     """Every event phase as a flat row of ``events.parquet`` for notebooks."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._table = ParquetTableWriter(path, EVENTS_SCHEMA, row_group=1000)
+    def __init__(self, path: str | os.PathLike[str], timezone: str = "UTC") -> None:
+        self._table = ParquetTableWriter(path, events_schema(timezone), row_group=1000)
 
     def add(self, event: Event) -> None:
         """Append one event phase."""
         interaction = event.kind == "interaction"
         self._table.extend({
             "event_id": [event.event_id], "kind": [event.kind], "phase": [event.phase], "camera": [event.camera],
-            "start": [datetime.fromtimestamp(event.epoch + event.started_at, tz=timezone.utc)],
-            "end": [datetime.fromtimestamp(event.epoch + event.ended_at, tz=timezone.utc)],
+            "start": [round(1000 * (event.epoch + event.started_at))],  # ms since the epoch: the exact instant
+            "end": [round(1000 * (event.epoch + event.ended_at))],
             "started_at": [event.started_at], "duration": [event.duration], "track_ids": [list(event.track_ids)],
             "staff_id": [event.track_ids[0] if interaction else None],
             "customer_id": [event.track_ids[1] if interaction else (event.track_ids[0] if event.kind == "unattended" else None)],
@@ -275,7 +417,7 @@ class EvidenceLinker:
 
     def __init__(self, outbox: Outbox, collector: MetricsCollector) -> None:
         self.outbox, self.collector = outbox, collector
-        self._own = str(collector.path.resolve())
+        self._own = str(absolute(collector.path))
 
     def link(self) -> int:
         """Link every reported item into the files it is pending in; returns how many became ``linked``."""
@@ -298,18 +440,20 @@ class EvidenceLinker:
 
     def _link_one(self, item: Item, path: str, evidence: VideoEvidence) -> str | None:
         """``linked``, ``gone``, or None to try again later (this run's entry is not written yet)."""
-        if Path(path).resolve() == Path(self._own):
-            found = self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence)
+        start = item.event.get("start")
+        if str(absolute(path)) == self._own:
+            found = self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence, start)
             return LINK_DONE if found and not self.collector.unsaved else None  # not written yet: try again later
-        if not Path(path).is_file():
-            log.warning("%s: metrics file %s is gone; its evidence is not linked there", item.event_id, path)
-            return LINK_GONE
         try:
-            collector = MetricsCollector(path)
+            collector = MetricsCollector(path, clock=self.collector.clock) if Path(path).parent.is_dir() else None
+            if collector is None or not collector.days():
+                log.warning("%s: metrics file %s is gone; its evidence is not linked there", item.event_id, path)
+                return LINK_GONE
+            found = collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence, start)
         except ValueError as exc:
             log.warning("%s: cannot link into %s: %s", item.event_id, path, exc)
             return LINK_GONE
-        if collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence):
+        if found:
             return None if collector.unsaved else LINK_DONE  # a failed write is tried again on the next pass
         log.warning("%s: no such event in %s; its evidence is not linked there", item.event_id, path)
         return LINK_GONE
@@ -344,20 +488,22 @@ class MetricsSink:
         site: Site name for the metadata.
         outbox_path: Evidence outbox to link from (None: no evidence).
         link_seconds: How often to look for newly reported evidence.
+        timezone: The site's IANA time zone: day files, hour buckets, ISO times.
     """
 
     def __init__(self, metrics_path: str, log_path: str, events_path: str, site: str = "default",
-                 outbox_path: str | None = None, link_seconds: float = 2.0) -> None:
-        self.collector = MetricsCollector(metrics_path, site)
-        self.logger = InteractionLogger(log_path)
-        self.table = EventsTable(events_path)
-        self.collector.save()  # the file exists (maybe empty) from the start of a run
+                 outbox_path: str | None = None, link_seconds: float = 2.0, timezone: str = "UTC") -> None:
+        clock = SiteClock(timezone)
+        self.collector = MetricsCollector(metrics_path, site, clock)
+        self.logger = InteractionLogger(log_path, clock)
+        self.table = EventsTable(events_path, timezone)
         self.linker = EvidenceLinker(Outbox(outbox_path), self.collector) if outbox_path else None
         self.link_seconds = link_seconds
         self._next_link = 0.0
 
     def process(self, frame: Frame) -> Frame:
         """Record this frame's events; link evidence now and then."""
+        self.collector.open_day(frame.epoch + frame.timestamp)  # a day has its file from its first frame
         for event in frame.events:
             self.logger.log_interaction(event)
             self.table.add(event)

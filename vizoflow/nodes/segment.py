@@ -21,15 +21,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vizoflow.clock import SiteClock
 from vizoflow.errors import ConfigError
 from vizoflow.events import Event
-from vizoflow.files import write_json_atomic
+from vizoflow.files import absolute, write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.outbox import ADOPTED, REPLACED, Item, Outbox, has_evidence
 from vizoflow.video import H264Writer
@@ -92,6 +92,9 @@ class VideoSegmenter:
         queue_size: Frames waiting for the worker before the frame loop waits.
         min_free_mb: Below this much free space in ``directory`` no new clip is started
             (analysis goes on; the status line and health check say so).
+        timezone: The site's IANA time zone. Clip names carry the local wall time
+            (``segment_000042_20261129_135010_…``); the zero-padded counter before it keeps
+            names unique and in recording order, also through the repeated autumn hour.
     """
 
     needs_video = True  # cuts clips from pixels: left out when replaying the track cache
@@ -101,7 +104,8 @@ class VideoSegmenter:
 
     def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,
                  post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0, fps: float = 25.0,
-                 jpeg_quality: int = 90, queue_size: int = 64, min_free_mb: float = 1024.0) -> None:
+                 jpeg_quality: int = 90, queue_size: int = 64, min_free_mb: float = 1024.0,
+                 timezone: str = "UTC") -> None:
         if mode not in ("event", "time"):
             raise ConfigError(f"segment.mode must be 'event' or 'time', got {mode!r}")
         if max_seconds <= 0 or pre_roll < 0 or post_roll < 0 or buffer_seconds < pre_roll:
@@ -109,7 +113,8 @@ class VideoSegmenter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(outbox_path) if outbox_path else None
-        self.metrics_path = str(Path(metrics_path).resolve()) if metrics_path else None
+        self.metrics_path = str(absolute(metrics_path)) if metrics_path else None
+        self.clock = SiteClock(timezone)
         self.mode, self.pre_roll, self.post_roll, self.max_seconds = mode, pre_roll, post_roll, max_seconds
         self.buffer_seconds, self.fps, self.jpeg_quality = buffer_seconds, fps, jpeg_quality
         self.written: list[Path] = []
@@ -263,10 +268,10 @@ class VideoSegmenter:
             log.warning("no clip for %s: the disk is low", key if part == 1 else f"{key} part {part}")
             return
         self._counter += 1
-        stamp = datetime.fromtimestamp(self._epoch + first, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
+        stamp = self.clock.stamp(self._epoch + first)  # local wall time: the counter orders the repeated DST hour
         kind = event.kind if event is not None else "time"
         suffix = "start" if part == 1 else f"part{part}"
-        path = self.directory / f"segment_{self._counter}_{stamp}_{kind}_{suffix}.mp4"
+        path = self.directory / f"segment_{self._counter:06d}_{stamp}_{kind}_{suffix}.mp4"
         clip = self._clips[key] = _Clip(H264Writer(path, fps=self.fps), event, part, first)
         if image is not None:
             self._write(clip, image_t, image)  # type: ignore[arg-type]
@@ -319,7 +324,7 @@ class VideoSegmenter:
 
     def _row(self, path: Path, clip: _Clip, event: Event) -> dict:
         """The arguments of :meth:`Outbox.record` for ``event``'s clip (JSON: also kept in a note)."""
-        record = event.to_dict()
+        record = event.to_dict(self.clock)
         record["segment"] = {"filename": path.name, "first_t": clip.first_t, "last_t": clip.last_t,
                              "frames": clip.frames}
         record["metrics_path"] = self.metrics_path
