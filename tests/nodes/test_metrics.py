@@ -231,3 +231,72 @@ def test_a_link_is_done_only_once_the_file_holding_it_is_written(tmp_path, monke
     assert linker.link() == 1 and outbox.get(item_id).state == "linked"
     entry = json.loads(collector.path.read_text())["interaction_metrics"]["interaction_times"][0]
     assert entry["video_evidence"]["incident_id"] == "incident_1"
+
+
+def at(iso_time: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(iso_time).timestamp()
+
+
+def local_event(start_iso: str, duration: float, ids=(100, 200), kind="interaction") -> Event:
+    """An ended event starting at a local ISO time (its epoch is that instant, clock time 0)."""
+    return Event(kind=kind, phase="end", event_id=f"{kind}-{start_iso}-{'-'.join(map(str, ids))}", camera="cam",
+                 track_ids=ids, boxes=tuple((1.0, 2.0, 3.0, 4.0) for _ in ids), confidence=0.85, started_at=0.0,
+                 duration=duration, epoch=at(start_iso))
+
+
+def test_kolkata_an_event_across_local_midnight_is_in_its_start_days_file_with_its_evidence(tmp_path):
+    from vizoflow.clock import SiteClock
+    from vizoflow.nodes.metrics import EvidenceLinker
+    from vizoflow.outbox import Outbox
+
+    clock = SiteClock("Asia/Kolkata")
+    path = tmp_path / "analytics_metrics.json"
+    c = MetricsCollector(path, site="store42", clock=clock)
+    e = local_event("2026-11-29T23:59:50+05:30", 40.0)  # ends 00:00:30 on the 30th
+    c.open_day(e.epoch)
+    c.open_day(e.epoch + 40.0)  # the frames went on past midnight: the new day has its file
+    c.add_event(e)
+    assert os.readlink(path) == "analytics_metrics_2026-11-30.json"  # where a user looks for today
+    day29 = json.loads((tmp_path / "analytics_metrics_2026-11-29.json").read_text())
+    [entry] = day29["interaction_metrics"]["interaction_times"]
+    assert (entry["start"], entry["end"]) == ("2026-11-29T23:59:50.000+05:30", "2026-11-30T00:00:30.000+05:30")
+    assert day29["metadata"]["timezone"] == "Asia/Kolkata" and day29["metadata"]["day"] == "2026-11-29"
+    assert day29["daily_summary"]["2026-11-29"]["day_start"] == "2026-11-29T00:00:00.000+05:30"
+    assert json.loads(path.read_text())["interaction_metrics"]["interaction_times"] == []
+    outbox = Outbox(tmp_path / "o.sqlite")  # the clip is delivered after midnight; the link finds the 29th
+    clip = tmp_path / "segment_000001_20261129_235940_interaction_start.mp4"
+    clip.write_bytes(b"x")
+    item_id = outbox.add(e.event_id, 1, e.kind, str(clip), {**e.to_dict(clock), "metrics_path": str(path)})
+    outbox.uploaded(item_id, "local", clip.name, clip.as_uri(), "2026-11-30 00:01:10", "incident_20261129_235950_1")
+    outbox.reported(item_id, "local")
+    assert EvidenceLinker(outbox, c).link() == 1
+    day29 = json.loads((tmp_path / "analytics_metrics_2026-11-29.json").read_text())
+    assert day29["interaction_metrics"]["interaction_times"][0]["video_evidence"]["segment_filename"] == clip.name
+
+
+def test_berlin_spring_day_has_23_hours_and_an_event_across_the_change_keeps_its_clock_duration(tmp_path):
+    from vizoflow.clock import SiteClock
+
+    c = MetricsCollector(tmp_path / "m.json", clock=SiteClock("Europe/Berlin"))
+    c.add_event(local_event("2026-03-29T01:50:00+01:00", 1200.0))  # 20 min; the wall says 01:50 -> 03:10
+    doc = json.loads((tmp_path / "m_2026-03-29.json").read_text())
+    [entry] = doc["interaction_metrics"]["interaction_times"]
+    assert entry["end"] == "2026-03-29T03:10:00.000+02:00" and entry["interaction_duration"] == 1200.0
+    assert doc["daily_summary"]["2026-03-29"]["hours"] == 23.0
+
+
+def test_a_single_file_of_an_older_vizoflow_is_split_into_day_files_and_kept(tmp_path):
+    path = tmp_path / "analytics_metrics.json"
+    old = {"metadata": {"version": "1.1", "site": "x"}, "interaction_metrics": {"interaction_times": [
+        {**e, "staff_id": 1, "customer_id": 2, "interaction_duration": 3.0} for e in (
+            {"event_id": "a", "start": "2025-10-25T23:00:00.000+00:00"},
+            {"event_id": "b", "start": "2025-10-26T01:00:00.000+00:00"})]},
+           "unattended_metrics": {"unattended_events": []}, "queue_metrics": {"queue_events": []}, "daily_summary": {}}
+    path.write_text(json.dumps(old))
+    MetricsCollector(path)
+    days = {p.name: [e["event_id"] for e in json.loads(p.read_text())["interaction_metrics"]["interaction_times"]]
+            for p in tmp_path.glob("analytics_metrics_*.json")}
+    assert days == {"analytics_metrics_2025-10-25.json": ["a"], "analytics_metrics_2025-10-26.json": ["b"]}
+    assert json.loads((tmp_path / "analytics_metrics.pre-daily.json").read_text()) == old  # nothing lost
+    assert os.readlink(path) == "analytics_metrics_2025-10-26.json"

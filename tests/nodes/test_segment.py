@@ -67,6 +67,16 @@ def test_clip_starts_pre_roll_before_the_event_start_and_ends_post_roll_after_it
     assert item.state == "clip_written" and item.event["duration"] == pytest.approx(4.9) and item.part == 1
 
 
+def test_clip_names_and_recorded_times_are_in_the_sites_local_time(tmp_path):
+    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=2.0, post_roll=1.0, fps=FPS,
+                         timezone="Asia/Kolkata")
+    run(seg, frames(100), {50: [event("start", 3.0, 2.0)], 80: [event("end", 3.0, 4.9)]})
+    [path] = seg.written
+    assert path.name.startswith("segment_000001_20251025_163001_unattended_start")  # 11:00:01 UTC is 16:30:01 IST
+    [item] = Outbox(tmp_path / "o.sqlite").all()
+    assert item.event["start"] == "2025-10-25T16:30:03.000+05:30"
+
+
 def test_long_event_continues_in_linked_parts_capped_at_max_seconds(tmp_path):
     seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=0.0, post_roll=0.0, max_seconds=3.0, fps=FPS)
     run(seg, frames(120), {10: [event("start", 1.0, 0.0)], 90: [event("end", 1.0, 8.0)]})
