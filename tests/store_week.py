@@ -34,6 +34,7 @@ SIZE = (160, 120)  # width, height
 ZONES = {
     "counter": [[120, 0], [160, 0], [160, 120], [120, 120]],
     "floor": [[0, 0], [100, 0], [100, 80], [0, 80]],
+    "till": [[100, 0], [120, 0], [120, 80], [100, 80]],  # where customers are served
     "queue": [[0, 80], [60, 80], [60, 120], [0, 120]],
 }
 STAFF_AT = (150.0, 30.0)  # ground points (bottom centre of the box)
@@ -44,6 +45,8 @@ OVERRIDES = [
     "+zones.counter=" + str(ZONES["counter"]).replace(" ", ""),
     "+zones.floor=" + str(ZONES["floor"]).replace(" ", ""),
     "+zones.queue=" + str(ZONES["queue"]).replace(" ", ""),
+    "+zones.till=" + str(ZONES["till"]).replace(" ", ""),
+    "store.service_zones=[till,queue]",
     "frame_size=[160,120]",
     "rules.staff.zones=[counter]",
     "rules.interaction.max_distance=40",

@@ -100,6 +100,10 @@ def test_a_rerun_from_the_cache_gives_identical_results_without_the_video(caviar
         a, b = (without_evidence(json.loads((root / run / name / "analytics_metrics.json").read_text()))
                 for run in ("first", "replay"))
         assert a == b
+        assert a["occupancy_metrics"]["zones"]["walkway"]["customer"]["max"] >= 1  # store figures, not empty ones
+        for table in ("footfall", "occupancy", "dwell", "service", "heatmap"):  # store tables: the same numbers
+            first, replayed = (pl.read_parquet(root / run / name / f"{table}.parquet") for run in ("first", "replay"))
+            assert first.equals(replayed), (name, table)
         run = json.loads((root / "replay" / name / "run.json").read_text())
         assert run["from_cache"] and "detect" not in run["nodes"] and "segment" not in run["nodes"]
 

@@ -115,3 +115,25 @@ def test_all_evidence_is_linked_and_the_link_points_at_the_newest_day(week):
     incidents = [json.loads(line) for line in (out / "segments" / "incidents.jsonl").read_text().splitlines()]
     assert {i["timezone"] for i in incidents} == {"Europe/Berlin"}
     assert all(i["start_time"].endswith(("+01:00", "+02:00")) for i in incidents)
+
+
+def test_store_figures_follow_the_schedule_service_waits_dwell_and_heat_maps(week):
+    schedule, out, days = week
+    served = sum(s.kind == "interaction" for s in schedule.scenes)
+    queued = sum(len(s.people) for s in schedule.scenes if s.kind == "queue")
+    services = [days[d]["service_metrics"] for d in days]
+    assert sum(s["served"] for s in services) == served  # every service scene at the till: served
+    assert sum(s["left_unserved"] for s in services) == queued  # nobody serves the queue: all left unserved
+    till = days["2026-10-24"]["service_metrics"]["per_zone"]["till"]
+    assert till["wait"]["median_seconds"] == 0.0  # the staff member was there when they came
+    assert till["service"]["median_seconds"] == pytest.approx(19.0, abs=1.0)  # 20 s scenes at one frame a second
+    floor = days["2026-10-24"]["dwell_metrics"]["zones"]["floor"]
+    assert floor["count"] == sum(s.kind == "unattended" and s.start < at("2026-10-25T00:00:00+02:00")
+                                 for s in schedule.scenes)
+    assert floor["median_seconds"] == pytest.approx(44.0, abs=1.0)  # 45 s alone, dated from the first frame
+    occupancy = days["2026-10-24"]["occupancy_metrics"]["zones"]["queue"]["customer"]
+    assert occupancy["max"] == 3
+    assert sorted(p.name for p in (out / "run").glob("heatmap_*.png")) == [
+        f"heatmap_cam0_{d}.png" for d in days]
+    heat = pl.read_parquet(out / "run" / "heatmap.parquet")
+    assert set(heat["day"]) == set(days) and heat["seconds"].sum() > 0

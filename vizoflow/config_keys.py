@@ -37,6 +37,7 @@ OVERRIDING_GROUPS = ("site", "experiment")  # checked even without `# @package _
 WILDCARD = "*"
 FREE_FORM: dict[str, Any] = {  # replaces these subtrees of the schema; None = any value
     "zones": {WILDCARD: None},
+    "lines": {WILDCARD: None},
     "graph": {WILDCARD: {"node": None, "inputs": None}},
     "hydra": None,
 }

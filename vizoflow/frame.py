@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import supervision as sv
@@ -24,6 +25,9 @@ class Frame:
         image: BGR pixels, ``(H, W, 3)`` uint8.
         detections: Boxes; ``tracker_id`` after tracking, ``data["role"]`` after roles.
         events: Events emitted on this frame by rule nodes.
+        figures: Store figures handed to the metrics sink, local day to sections of
+            that day's analytics file (set by :class:`~vizoflow.nodes.store.StoreAnalytics`
+            when they changed, now and then).
         epoch: UTC epoch seconds of clock time 0, so ``epoch + timestamp`` is the
             real time (live: the wall clock read once when the source started).
     """
@@ -35,6 +39,7 @@ class Frame:
     detections: sv.Detections = field(default_factory=sv.Detections.empty)
     events: list[Event] = field(default_factory=list)
     epoch: float = 0.0
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:

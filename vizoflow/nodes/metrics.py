@@ -232,6 +232,13 @@ class MetricsCollector:
             self._save_day(day)
             self._point_link()
 
+    def set_sections(self, day: str, sections: dict[str, Any]) -> None:
+        """Replace store-figure sections (``footfall_metrics`` ...) of a day's file, and save it."""
+        with self._lock:
+            self._doc(day).update(sections)
+            self._save_day(day)
+            self._point_link()
+
     def add_interaction_time(self, event: Event) -> None:
         """The seed's name for :meth:`add_event` on an interaction."""
         self.add_event(event)
@@ -509,6 +516,8 @@ class MetricsSink:
             self.table.add(event)
             if event.phase == "end":
                 self.collector.add_event(event)
+        for day, sections in frame.figures.items():
+            self.collector.set_sections(day, sections)
         if time.monotonic() >= self._next_link:
             self._next_link = time.monotonic() + self.link_seconds
             self.collector.retry()  # a write that failed (disk full) is tried again

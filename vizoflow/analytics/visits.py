@@ -1,0 +1,138 @@
+"""Occupancy per minute and visits to zones (dwell), from tracked ground points.
+
+Occupancy counts the people whose ground point is in a zone on each frame, customers
+and staff apart and together, and reduces them per minute of real time to a mean
+(over that minute's frames) and a maximum. Dwell follows each track in each zone: a
+visit lasts from its first frame inside to its last, and ends once the track has been
+outside (or unseen) for more than ``gap_seconds``, so a flickering box or a step on
+the zone's edge does not split one visit into several. A visit counts only if the
+person filter trusted the track at some moment of it, and then from its first frame,
+so trust latency does not shorten visits and a rack never has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CAMERA = "camera"  # the occupancy "zone" of everybody in view
+ROLES = ("customer", "staff", "all")
+
+
+@dataclass(frozen=True)
+class MinuteOccupancy:
+    """People in one zone during one minute (epoch ``minute`` is its first second)."""
+
+    minute: float
+    zone: str
+    role: str  # customer | staff | all
+    mean: float
+    max: int
+    frames: int
+
+
+class OccupancyMeter:
+    """Reduces per-frame head counts to per-minute mean and maximum, per zone and role.
+
+    Args:
+        zones: Zone names to count in (``camera`` is added: everybody in view).
+    """
+
+    def __init__(self, zones: Sequence[str]) -> None:
+        self.zones = [*zones, CAMERA]
+        self._minute: float | None = None
+        self._sum = np.zeros((len(self.zones), len(ROLES)))
+        self._max = np.zeros((len(self.zones), len(ROLES)), dtype=int)
+        self._frames = 0
+
+    def update(self, epoch: float, roles: np.ndarray, inside: Mapping[str, np.ndarray]) -> list[MinuteOccupancy]:
+        """Count one frame (``roles`` per person, ``inside[zone]`` masks); returns the minutes that closed."""
+        minute = float(epoch // 60 * 60)
+        closed = self.flush() if self._minute is not None and minute != self._minute else []
+        self._minute = minute
+        staff = np.asarray(roles) == "staff"
+        for z, zone in enumerate(self.zones):
+            mask = np.ones(len(staff), dtype=bool) if zone == CAMERA else np.asarray(inside[zone], dtype=bool)
+            counts = np.array([(mask & ~staff).sum(), (mask & staff).sum(), mask.sum()])
+            self._sum[z] += counts
+            self._max[z] = np.maximum(self._max[z], counts)
+        self._frames += 1
+        return closed
+
+    def flush(self) -> list[MinuteOccupancy]:
+        """Close the current minute (also at the end of a run)."""
+        if self._minute is None or not self._frames:
+            return []
+        rows = [MinuteOccupancy(self._minute, zone, role, round(float(self._sum[z, r]) / self._frames, 3),
+                                int(self._max[z, r]), self._frames)
+                for z, zone in enumerate(self.zones) for r, role in enumerate(ROLES)]
+        self._sum[:] = 0
+        self._max[:] = 0
+        self._frames, self._minute = 0, None
+        return rows
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One track's stay in one zone, on the clock (seconds)."""
+
+    zone: str
+    track_id: int
+    role: str  # the track's role when the visit ended
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        """How long the visit lasted."""
+        return self.end - self.start
+
+
+@dataclass
+class _Open:
+    start: float
+    last: float
+    role: str
+    trusted: bool
+
+
+class DwellMeter:
+    """Visits of tracks to zones, ended after ``gap_seconds`` outside or unseen.
+
+    Args:
+        zones: Zone names to follow.
+        gap_seconds: Time outside (or unseen) that ends a visit.
+    """
+
+    def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0) -> None:
+        self.zones, self.gap_seconds = list(zones), gap_seconds
+        self._open: dict[tuple[str, int], _Open] = {}
+
+    def update(self, t: float, ids: Sequence[int], roles: Sequence[str], inside: Mapping[str, np.ndarray],
+               trusted: Sequence[bool] | None = None) -> list[Visit]:
+        """Feed one frame (``trusted`` per track; None: all are); returns the visits that ended
+        (their ``end`` is the last moment inside)."""
+        trusted = [True] * len(ids) if trusted is None else list(trusted)
+        for zone in self.zones:
+            for tid, role, here, trust in zip(ids, roles, inside[zone], trusted):
+                if not here:
+                    continue
+                visit = self._open.get((zone, int(tid)))
+                if visit is None:
+                    self._open[(zone, int(tid))] = _Open(t, t, str(role), bool(trust))
+                else:
+                    visit.last, visit.role, visit.trusted = t, str(role), visit.trusted or bool(trust)
+        return self._close(lambda v: t - v.last > self.gap_seconds)
+
+    def flush(self) -> list[Visit]:
+        """End every open visit (end of the run)."""
+        return self._close(lambda v: True)
+
+    def _close(self, done) -> list[Visit]:  # noqa: ANN001 - a predicate on _Open
+        ended = [(key, v) for key, v in self._open.items() if done(v)]
+        for key, _ in ended:
+            del self._open[key]
+        return sorted((Visit(zone, tid, v.role, v.start, v.last) for (zone, tid), v in ended if v.trusted),
+                      key=lambda v: (v.start, v.zone, v.track_id))
