@@ -44,7 +44,7 @@ def linked_counts(run_dir: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["metrics_overview", "threshold_sweep"])
+@pytest.mark.parametrize("name", ["metrics_overview", "threshold_sweep", "store_analytics"])
 def test_notebook_executes_on_real_outputs(name, caviar_batch, caviar_sweep, kernel_name, monkeypatch):
     root, _, _ = caviar_batch
     monkeypatch.setenv("VIZO_RUN_DIR", str(root / "first"))
@@ -62,6 +62,12 @@ def test_notebook_executes_on_real_outputs(name, caviar_batch, caviar_sweep, ker
         linked, total = linked_counts(root / "first")
         assert total > 0 and linked == total  # offline delivery links every clip of the batch
         assert f"run: {root / 'first'}" in lines and f"{linked} of {total} events have their clip linked" in lines
+    elif name == "store_analytics":
+        first = root / "first"
+        visits = pl.concat([pl.read_parquet(p) for p in first.rglob("dwell.parquet")]).filter(pl.col("role") == "customer")
+        maps = list(first.rglob("heatmap_*.png"))
+        assert visits.height > 0 and f"dwell visits: {visits.height}" in lines  # counted here, not by the notebook
+        assert len(maps) == 2 and f"heat maps: {len(maps)}" in lines  # one per video of the batch (one day each)
     else:
         sweep = pl.read_parquet(caviar_sweep / "sweep.parquet")
         assert sweep.height > 0 and "swept: ['rules.unattended.seconds']" in text

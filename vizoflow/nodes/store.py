@@ -110,9 +110,9 @@ class StoreAnalytics:
     def process(self, frame: Frame) -> Frame:
         """Feed this frame's trusted people to every meter; hand changed day figures on now and then."""
         self.zones.check_inside(frame.size)
-        if frame.video != self._video:  # another video: its tracks are other people
+        if frame.video != self._video:  # another video: its tracks are other people, its clock starts again
             self._end_video(frame)
-            self._video = frame.video
+            self._video, self._published = frame.video, float("-inf")
         self._epoch = frame.epoch
         t, epoch = frame.timestamp, frame.epoch + frame.timestamp
         people = self._tracked(frame.detections)
