@@ -5,9 +5,11 @@ and staff apart and together, and reduces them per minute of real time to a mean
 (over that minute's frames) and a maximum. Dwell follows each track in each zone: a
 visit lasts from its first frame inside to its last, and ends once the track has been
 outside (or unseen) for more than ``gap_seconds``, so a flickering box or a step on
-the zone's edge does not split one visit into several. A visit counts only if the
-person filter trusted the track at some moment of it, and then from its first frame,
-so trust latency does not shorten visits and a rack never has one.
+the zone's edge does not split one visit into several. A visit counts only once the
+person filter trusts the track, and then from its first frame: a visit that ended
+before the track was trusted is held until it is (dropped if the track is gone for
+``forget_seconds`` first), so trust latency neither shortens nor loses visits, and a
+rack never has one.
 """
 
 from __future__ import annotations
@@ -104,17 +106,27 @@ class DwellMeter:
     Args:
         zones: Zone names to follow.
         gap_seconds: Time outside (or unseen) that ends a visit.
+        forget_seconds: Visits held for a track not yet trusted are dropped once it is unseen this long.
     """
 
-    def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0) -> None:
-        self.zones, self.gap_seconds = list(zones), gap_seconds
+    def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0, forget_seconds: float = 60.0) -> None:
+        self.zones, self.gap_seconds, self.forget_seconds = list(zones), gap_seconds, forget_seconds
         self._open: dict[tuple[str, int], _Open] = {}
+        self._held: dict[int, list[Visit]] = {}  # ended visits of tracks not trusted yet
+        self._trusted: set[int] = set()  # tracks trusted so far (of this video)
+        self._seen: dict[int, float] = {}
 
     def update(self, t: float, ids: Sequence[int], roles: Sequence[str], inside: Mapping[str, np.ndarray],
                trusted: Sequence[bool] | None = None) -> list[Visit]:
         """Feed one frame (``trusted`` per track; None: all are); returns the visits that ended
         (their ``end`` is the last moment inside)."""
         trusted = [True] * len(ids) if trusted is None else list(trusted)
+        released: list[Visit] = []
+        for tid, trust in zip(ids, trusted):
+            self._seen[int(tid)] = t
+            if trust and int(tid) not in self._trusted:
+                self._trusted.add(int(tid))
+                released += self._held.pop(int(tid), [])
         for zone in self.zones:
             for tid, role, here, trust in zip(ids, roles, inside[zone], trusted):
                 if not here:
@@ -124,15 +136,32 @@ class DwellMeter:
                     self._open[(zone, int(tid))] = _Open(t, t, str(role), bool(trust))
                 else:
                     visit.last, visit.role, visit.trusted = t, str(role), visit.trusted or bool(trust)
-        return self._close(lambda v: t - v.last > self.gap_seconds)
+        for tid in [k for k, seen in self._seen.items() if t - seen > self.forget_seconds]:
+            del self._seen[tid]
+            self._held.pop(tid, None)
+            self._trusted.discard(tid)
+        return self._sorted(released + self._close(lambda v: t - v.last > self.gap_seconds))
 
     def flush(self) -> list[Visit]:
-        """End every open visit (end of the run)."""
-        return self._close(lambda v: True)
+        """End every open visit (end of the run, or of a video); held visits of untrusted tracks go."""
+        visits = self._close(lambda v: True)
+        self._held.clear()
+        self._trusted.clear()
+        self._seen.clear()
+        return self._sorted(visits)
 
     def _close(self, done) -> list[Visit]:  # noqa: ANN001 - a predicate on _Open
         ended = [(key, v) for key, v in self._open.items() if done(v)]
-        for key, _ in ended:
-            del self._open[key]
-        return sorted((Visit(zone, tid, v.role, v.start, v.last) for (zone, tid), v in ended if v.trusted),
-                      key=lambda v: (v.start, v.zone, v.track_id))
+        counted = []
+        for (zone, tid), v in ended:
+            del self._open[(zone, tid)]
+            visit = Visit(zone, tid, v.role, v.start, v.last)
+            if v.trusted or tid in self._trusted:
+                counted.append(visit)
+            else:
+                self._held.setdefault(tid, []).append(visit)
+        return counted
+
+    @staticmethod
+    def _sorted(visits: list[Visit]) -> list[Visit]:
+        return sorted(visits, key=lambda v: (v.start, v.zone, v.track_id))
