@@ -54,6 +54,8 @@ def test_each_video_gets_its_folder_and_tables_are_merged_with_a_video_column(ca
     assert tracks.filter(pl.col("video") == "tud-campus")["frame"].max() == 70
     events = pl.read_parquet(out / "events.parquet")
     assert set(events["video"]) <= set(CLIPS) and events.filter(pl.col("phase") == "end").height >= 1
+    occupancy = pl.read_parquet(out / "occupancy.parquet")  # the store's tables are merged as well
+    assert occupancy.columns[0] == "video" and set(occupancy["video"]) == set(CLIPS)
     assert "2 processed, 0 already done, 0 failed" in first.stderr
     assert len(list((root / "cache").glob("*.parquet"))) == 2 and len(list((root / "cache").glob("*.json"))) == 2
 

@@ -187,8 +187,8 @@ def _retarget_paths(node: DictConfig, old: str, new: str) -> None:
 
 
 def merge_tables(out: Path, results: list[VideoResult]) -> None:
-    """``tracks.parquet`` and ``events.parquet`` of every video, one table each, with a ``video`` column."""
-    for table in ("tracks", "events"):
+    """The tables of every video (tracks, events and the store's), one each, with a ``video`` column."""
+    for table in ("tracks", "events", "footfall", "occupancy", "dwell", "service", "heatmap"):
         parts = []
         for r in results:
             path = out / r.name / f"{table}.parquet"

@@ -195,8 +195,9 @@ def outbox_status(cfg: DictConfig) -> str:
                           path.parent, ev.attempts, ev.backoff, clock=clock).drain()
             reported = outbox.due(("reported",), now=float("inf"))
             target = next((i.event["metrics_path"] for i in reported if i.event.get("metrics_path")), None)
-            if target and Path(target).exists():  # the linker finds each item's own metrics file
-                EvidenceLinker(outbox, MetricsCollector(target, clock=clock)).link()
+            collector = MetricsCollector(target, clock=clock) if target and Path(target).parent.is_dir() else None
+            if collector is not None and collector.days():  # the linker finds each item's own metrics files
+                EvidenceLinker(outbox, collector).link()
         lines = [f"outbox {path}: " + ", ".join(f"{state} {n}" for state, n in outbox.counts().items())]
         lines += [f"  {i.state:<12} {i.event_id} part {i.part}: {i.last_error}" for i in outbox.all() if i.last_error]
         return "\n".join(lines)

@@ -34,7 +34,7 @@ class SiteClock:
             raise ConfigError(f"timezone must be an IANA time zone name such as Asia/Kolkata, got {name!r}")
         try:
             self.zone = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, such as ``Asia``
             raise ConfigError(f"timezone {name!r} is not an IANA time zone name (e.g. Asia/Kolkata, Europe/Berlin, "
                               f"UTC)") from None
         self.name = name

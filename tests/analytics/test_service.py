@@ -44,3 +44,33 @@ def test_staff_visits_and_other_zones_are_not_service_visits():
     m.on_visit(Visit("queue", 1, "staff", 0.0, 5.0))
     m.on_visit(Visit("floor", 5, "customer", 0.0, 5.0))
     assert m.update(100.0) == [] and m.flush() == []
+
+
+def test_a_long_visit_keeps_its_interaction_however_long_the_customer_stays():
+    m = ServiceMeter(["counter"], settle_seconds=5.0, forget_seconds=120.0)
+    m.on_event(interaction("start", 10.0, 0.0))
+    m.on_event(interaction("end", 10.0, 50.0))
+    for t in range(0, 700, 10):  # the customer stays for 700 s, seen all along
+        assert m.update(float(t), seen=[5]) == []
+    m.on_visit(Visit("counter", 5, "customer", 0.0, 700.0))
+    [row] = m.update(706.0, seen=[])
+    assert (row.served, row.wait, row.service) == (True, 10.0, 50.0)
+
+
+def test_stepping_out_and_back_during_one_service_makes_one_served_row():
+    m = ServiceMeter(["queue"], settle_seconds=0.0)
+    m.on_event(interaction("start", 30.0, 0.0))
+    m.on_event(interaction("end", 30.0, 60.0))
+    m.on_visit(Visit("queue", 5, "customer", 0.0, 50.0))
+    m.on_visit(Visit("queue", 5, "customer", 53.0, 95.0))
+    rows = m.update(100.0)
+    assert [(r.served, r.wait, r.service) for r in rows] == [(True, 30.0, 60.0)]
+
+
+def test_a_visit_matches_interactions_under_the_ids_the_customer_had_before_a_switch():
+    m = ServiceMeter(["queue"], settle_seconds=0.0)
+    m.on_event(interaction("start", 4.0, 0.0, customer=5))
+    m.on_event(interaction("end", 4.0, 6.0, customer=5))
+    m.on_visit(Visit("queue", 9, "customer", 0.0, 20.0, aliases=(5,)))  # the tracker renamed 5 to 9 at 12 s
+    [row] = m.update(21.0)
+    assert (row.customer_id, row.served, row.wait) == (9, True, 4.0)

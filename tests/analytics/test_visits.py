@@ -46,3 +46,23 @@ def test_visits_of_two_people_are_apart_and_a_staff_visit_keeps_its_role():
     meter.update(1.0, [1, 2], ["customer", "staff"], {"shelf": np.array([True, False])})
     ended = meter.update(3.0, [1], ["customer"], {"shelf": np.array([False])})
     assert [(v.track_id, v.role, v.seconds) for v in ended] == [(1, "customer", 1.0), (2, "staff", 0.0)]
+
+
+def test_an_id_switch_inside_a_zone_continues_the_visit_under_the_new_id():
+    meter = DwellMeter(["shelf"], gap_seconds=2.0, reid_seconds=2.0, reid_px=40)
+    ended = []
+    for i in range(20):  # id 1 until 5 s, then the tracker calls the same person 2, 10 px further
+        tid, x = (1, 100.0) if i < 10 else (2, 110.0)
+        ended += meter.update(i * 0.5, [tid], ["customer"], {"shelf": np.array([True])}, points=np.array([[x, 50.0]]))
+    ended += meter.flush()
+    assert [(v.track_id, v.aliases, v.start, v.end) for v in ended] == [(2, (1,), 0.0, 9.5)]
+
+
+def test_a_visit_ended_before_trust_is_held_until_the_track_is_trusted_and_a_never_trusted_one_never_counts():
+    meter = DwellMeter(["shelf"], gap_seconds=1.0)
+    for i in range(4):  # in the shelf zone 0-1.5 s, untrusted
+        meter.update(i * 0.5, [1, 2], ["customer"] * 2, {"shelf": np.array([True, True])}, trusted=[False, False])
+    assert meter.update(3.0, [1, 2], ["customer"] * 2, {"shelf": np.array([False, False])}, trusted=[False, False]) == []
+    released = meter.update(3.5, [1, 2], ["customer"] * 2, {"shelf": np.array([False, False])}, trusted=[True, False])
+    assert [(v.track_id, v.start, v.end) for v in released] == [(1, 0.0, 1.5)]
+    assert meter.flush() == []  # track 2 (a rack) never was trusted

@@ -93,3 +93,31 @@ def test_lines_drawn_on_a_smaller_frame_are_scaled_with_the_zones(tmp_path):
     node = StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES, frame_size=[200, 200])
     run(node, [frame(i, [(1, 200, 120 + 10 * i, True)], size=(400, 400)) for i in range(20)])  # y = 200 is the line
     assert pl.read_parquet(tmp_path / "footfall.parquet")["direction"].to_list() == ["in"]
+
+
+def test_a_restart_into_the_same_folder_goes_on_with_the_days_figures(tmp_path):
+    walk = [frame(i, [(1, 100, 60 + 5 * i, True)]) for i in range(30)]
+    first = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk)
+    later = [frame(i + 600, [(7, 100, 60 + 5 * i, True)]) for i in range(30)]  # ten minutes on, after a restart
+    second = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), later)
+    [before], [after] = first.figures.values(), second.figures.values()
+    assert before["footfall_metrics"]["lines"]["door"]["in"] == 1
+    assert after["footfall_metrics"]["lines"]["door"]["in"] == 2  # the day's count, not the count since the restart
+    assert after["dwell_metrics"]["zones"]["shop"]["count"] == 2
+
+
+def test_days_that_come_out_of_order_are_all_handed_on(tmp_path):
+    node = StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES, publish_seconds=1e9)
+    handed = {}
+    for n, day in enumerate((0, 1, 2, 0, 2)):  # videos of three days, the first day again in the middle
+        for i in range(30):
+            f = frame(i, [(1, 100, 60 + 5 * i, True)], video=f"v{n}")
+            f.epoch = EPOCH + day * 86400
+            node.process(f)
+            for d, sections in f.figures.items():
+                handed[d] = sections["footfall_metrics"]["lines"]["door"]["in"]
+    end = node.finish(frame(29, [], video="v4"))
+    node.close()
+    for d, sections in end.figures.items():
+        handed[d] = sections["footfall_metrics"]["lines"]["door"]["in"]
+    assert handed == {"2025-10-25": 2, "2025-10-26": 1, "2025-10-27": 2}

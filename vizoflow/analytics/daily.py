@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,11 @@ from vizoflow.clock import SiteClock
 
 DIRECTION = ("in: crossing from the left-hand to the right-hand side, walking along the line from its first "
              "point to its second (image coordinates)")
+
+
+def _by_hour(hours: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Hour buckets in time order (as text, the repeated autumn hour ``02:00+01:00`` would sort first)."""
+    return sorted(hours.items(), key=lambda kv: datetime.fromisoformat(kv[0]))
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -73,6 +80,26 @@ class DayFigures:
         """A decided service visit."""
         self.services.append((self.clock.hour(epoch + service.entered), service))
 
+    def state(self) -> dict[str, Any]:
+        """Everything the figures are made from, as JSON: a restarted run goes on from it."""
+        return {"footfall": {line: dict(h) for line, h in self.footfall.items()},
+                "occupancy": [[zone, role, dict(h)] for (zone, role), h in self.occupancy.items()],
+                "peaks": [[zone, role, peak, at] for (zone, role), (peak, at) in self.peaks.items()],
+                "dwell": {zone: dict(h) for zone, h in self.dwell.items()},
+                "services": [[hour, asdict(s)] for hour, s in self.services]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`state` of an earlier run (the same day, after a restart)."""
+        for line, hours in state.get("footfall", {}).items():
+            if line in self.footfall:
+                self.footfall[line].update({h: list(c) for h, c in hours.items()})
+        for zone, role, hours in state.get("occupancy", []):
+            self.occupancy[(zone, role)].update({h: list(v) for h, v in hours.items()})
+        self.peaks.update({(zone, role): (peak, at) for zone, role, peak, at in state.get("peaks", [])})
+        for zone, hours in state.get("dwell", {}).items():
+            self.dwell[zone].update({h: list(v) for h, v in hours.items()})
+        self.services += [(hour, Service(**row)) for hour, row in state.get("services", [])]
+
     def sections(self) -> dict[str, Any]:
         """``footfall_metrics``, ``occupancy_metrics``, ``dwell_metrics`` and ``service_metrics``."""
         return {"footfall_metrics": self._footfall(), "occupancy_metrics": self._occupancy(),
@@ -83,13 +110,13 @@ class DayFigures:
         for line in self.lines:
             hours = self.footfall[line]
             lines[line] = {"in": sum(c[0] for c in hours.values()), "out": sum(c[1] for c in hours.values()),
-                           "hourly": {h: {"in": c[0], "out": c[1]} for h, c in sorted(hours.items())}}
+                           "hourly": {h: {"in": c[0], "out": c[1]} for h, c in _by_hour(hours)}}
         return {"direction": DIRECTION, "lines": lines}
 
     def _occupancy(self) -> dict[str, Any]:
         zones: dict[str, dict[str, Any]] = {}
         for (zone, role), hours in sorted(self.occupancy.items()):
-            hourly = {h: {"mean": round(total / n, 3), "max": int(peak)} for h, (total, n, peak) in sorted(hours.items())}
+            hourly = {h: {"mean": round(total / n, 3), "max": int(peak)} for h, (total, n, peak) in _by_hour(hours)}
             peak, at = self.peaks[(zone, role)]
             mean = sum(v[0] for v in hours.values()) / sum(v[1] for v in hours.values())
             zones.setdefault(zone, {})[role] = {"mean": round(mean, 3), "max": peak, "max_at": self.clock.iso(at),
@@ -101,7 +128,7 @@ class DayFigures:
         for zone in self.zones:
             hours = self.dwell.get(zone, {})
             zones[zone] = {**_stats([s for v in hours.values() for s in v]),
-                           "hourly": {h: _stats(v) for h, v in sorted(hours.items())}}
+                           "hourly": {h: _stats(v) for h, v in _by_hour(hours)}}
         return {"who": "customers", "zones": zones}
 
     def _service(self) -> dict[str, Any]:
@@ -117,4 +144,4 @@ class DayFigures:
             hours[hour].append(s)
         return {"zones": self.service_zones, **summary(rows),
                 "per_zone": {z: summary([r for r in rows if r.zone == z]) for z in self.service_zones},
-                "hourly": {h: summary(v) for h, v in sorted(hours.items())}}
+                "hourly": {h: summary(v) for h, v in _by_hour(hours)}}

@@ -10,7 +10,7 @@ class Heatmap:
     """Seconds of presence per ``cell`` x ``cell`` pixel square of a ``(width, height)`` image.
 
     Each frame adds, for every ground point, the time since the previous frame (at most
-    ``max_step``, so a stalled stream adds nothing), so the grid reads as person-seconds
+    ``max_step``, so a stalled stream adds at most that), so the grid reads as person-seconds
     whatever the frame rate.
     """
 

@@ -85,6 +85,7 @@ class Visit:
     role: str  # the track's role when the visit ended
     start: float
     end: float
+    aliases: tuple[int, ...] = ()  # earlier ids of the same person in this visit (re-identified)
 
     @property
     def seconds(self) -> float:
@@ -98,29 +99,41 @@ class _Open:
     last: float
     role: str
     trusted: bool
+    point: tuple[float, float] | None = None  # where last seen
+    aliases: tuple[int, ...] = ()
 
 
 class DwellMeter:
     """Visits of tracks to zones, ended after ``gap_seconds`` outside or unseen.
 
+    A new track id that appears in a zone within ``reid_px`` of where an open visit's
+    track was last seen, less than ``reid_seconds`` before, takes that visit over (the
+    tracker switched ids), so an id switch does not split a visit; the visit keeps the
+    earlier ids as ``aliases``.
+
     Args:
         zones: Zone names to follow.
         gap_seconds: Time outside (or unseen) that ends a visit.
         forget_seconds: Visits held for a track not yet trusted are dropped once it is unseen this long.
+        reid_seconds, reid_px: The id-switch takeover (as for line counting).
     """
 
-    def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0, forget_seconds: float = 60.0) -> None:
+    def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0, forget_seconds: float = 60.0,
+                 reid_seconds: float = 2.0, reid_px: float = 40.0) -> None:
         self.zones, self.gap_seconds, self.forget_seconds = list(zones), gap_seconds, forget_seconds
+        self.reid_seconds, self.reid_px = reid_seconds, reid_px
         self._open: dict[tuple[str, int], _Open] = {}
         self._held: dict[int, list[Visit]] = {}  # ended visits of tracks not trusted yet
         self._trusted: set[int] = set()  # tracks trusted so far (of this video)
         self._seen: dict[int, float] = {}
 
     def update(self, t: float, ids: Sequence[int], roles: Sequence[str], inside: Mapping[str, np.ndarray],
-               trusted: Sequence[bool] | None = None) -> list[Visit]:
-        """Feed one frame (``trusted`` per track; None: all are); returns the visits that ended
-        (their ``end`` is the last moment inside)."""
+               trusted: Sequence[bool] | None = None, points: np.ndarray | None = None) -> list[Visit]:
+        """Feed one frame (``trusted`` per track, None: all are; ``points``: ground points, for
+        the id-switch takeover); returns the visits that ended (``end``: the last moment inside)."""
         trusted = [True] * len(ids) if trusted is None else list(trusted)
+        where = [None] * len(ids) if points is None else [(float(x), float(y)) for x, y in np.asarray(points)]
+        present = {int(tid) for tid in ids}
         released: list[Visit] = []
         for tid, trust in zip(ids, trusted):
             self._seen[int(tid)] = t
@@ -128,19 +141,39 @@ class DwellMeter:
                 self._trusted.add(int(tid))
                 released += self._held.pop(int(tid), [])
         for zone in self.zones:
-            for tid, role, here, trust in zip(ids, roles, inside[zone], trusted):
+            for tid, role, here, trust, point in zip(ids, roles, inside[zone], trusted, where):
                 if not here:
                     continue
-                visit = self._open.get((zone, int(tid)))
+                visit = self._open.get((zone, int(tid))) or self._take_over(zone, int(tid), t, point, present)
                 if visit is None:
-                    self._open[(zone, int(tid))] = _Open(t, t, str(role), bool(trust))
+                    self._open[(zone, int(tid))] = _Open(t, t, str(role), bool(trust), point)
                 else:
                     visit.last, visit.role, visit.trusted = t, str(role), visit.trusted or bool(trust)
+                    visit.point = point
         for tid in [k for k, seen in self._seen.items() if t - seen > self.forget_seconds]:
             del self._seen[tid]
             self._held.pop(tid, None)
             self._trusted.discard(tid)
         return self._sorted(released + self._close(lambda v: t - v.last > self.gap_seconds))
+
+    def _take_over(self, zone: str, tid: int, t: float, point: tuple[float, float] | None,
+                   present: set[int]) -> _Open | None:
+        """The open visit in ``zone`` of a track lost just now near ``point`` (re-identified as ``tid``)."""
+        if point is None:
+            return None
+        best, best_d = None, self.reid_px
+        for (z, old), v in self._open.items():
+            if z != zone or old in present or v.point is None or not 0 < t - v.last <= self.reid_seconds:
+                continue
+            d = float(np.hypot(point[0] - v.point[0], point[1] - v.point[1]))
+            if d <= best_d:
+                best, best_d = old, d
+        if best is None:
+            return None
+        visit = self._open.pop((zone, best))
+        visit.aliases = (*visit.aliases, best)
+        self._open[(zone, tid)] = visit
+        return visit
 
     def flush(self) -> list[Visit]:
         """End every open visit (end of the run, or of a video); held visits of untrusted tracks go."""
@@ -155,7 +188,7 @@ class DwellMeter:
         counted = []
         for (zone, tid), v in ended:
             del self._open[(zone, tid)]
-            visit = Visit(zone, tid, v.role, v.start, v.last)
+            visit = Visit(zone, tid, v.role, v.start, v.last, v.aliases)
             if v.trusted or tid in self._trusted:
                 counted.append(visit)
             else:

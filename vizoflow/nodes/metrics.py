@@ -150,7 +150,8 @@ class MetricsCollector:
     event nor memory grows with the days behind. Existing files are loaded and
     extended, so a restarted live run keeps its history; a single file of an older
     vizoflow at ``path`` is split into day files (kept as ``*.pre-daily.json``).
-    Thread-safe: the evidence worker links clips from another thread.
+    Thread-safe (a lock around every change), so a caller on another thread cannot tear
+    a day; in the pipeline only the metrics sink's frame loop calls it.
 
     A failed write (disk full, I/O error) does not stop the pipeline and loses nothing
     recorded: that day stays in memory (``unsaved`` is True) and is not evicted, the
@@ -179,6 +180,7 @@ class MetricsCollector:
         self.failed_writes = 0  # failed writes in the current streak
         self._meta: dict[str, Any] = {"timezone": self.clock.name}  # metadata every day file carries
         self._current: tuple[float, float, str] | None = None  # bounds of the day of the last frame
+        self._link_failed = False  # warned once that the link cannot be made
         self._day_name = re.compile(re.escape(self.path.stem) + r"_(\d{4}-\d{2}-\d{2})" + re.escape(self.path.suffix))
         if self.path.is_file() and not self.path.is_symlink():
             self._migrate()
@@ -353,8 +355,11 @@ class MetricsCollector:
             if self.path.is_symlink() and os.readlink(self.path) == target:
                 return
             point_link(self.path, target)
-        except OSError as exc:
-            log.warning("could not point %s at %s (%s); the day files are complete", self.path, target, exc)
+        except OSError as exc:  # e.g. a file system without symlinks: the day files are all there is
+            if not self._link_failed:
+                log.warning("could not point %s at %s (%s); read the day files %s_YYYY-MM-DD%s", self.path, target,
+                            exc, self.path.stem, self.path.suffix)
+            self._link_failed = True
 
     def _migrate(self) -> None:
         """Split a single metrics file of an older vizoflow into day files; keep it as ``*.pre-daily.json``."""
@@ -526,7 +531,7 @@ class MetricsSink:
         return frame
 
     def status(self) -> dict[str, float]:
-        """1 in ``metrics_unsaved`` while ``analytics_metrics.json`` could not be written (data in memory)."""
+        """1 in ``metrics_unsaved`` while a day file could not be written (its data is in memory)."""
         return {"metrics_unsaved": float(self.collector.unsaved)}
 
     def finish(self, frame: Frame) -> Frame:

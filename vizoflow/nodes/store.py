@@ -11,6 +11,10 @@ crossings and visits made before a track was trusted count once it is (from thei
 own time), occupancy and the heat map from the moment of trust (about
 ``filters.score_window`` frames late: a fraction of a second at 10-30 fps).
 
+A run into an output folder that already holds a day's figures (a live run restarted
+after a crash or a reboot) goes on from them: each day's counts, durations and heat
+are kept in ``store_state_<camera>_<day>.json``, saved at every publish.
+
 Everything is computed from tracks, never pixels (the frame only serves as the heat
 map's background), so a replay from the track cache gives the same figures.
 """
@@ -19,7 +23,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+import json
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,6 +39,7 @@ from vizoflow.analytics.heatmap import Heatmap, render
 from vizoflow.analytics.service import Service, ServiceMeter
 from vizoflow.analytics.visits import DwellMeter, MinuteOccupancy, OccupancyMeter, Visit
 from vizoflow.clock import SiteClock
+from vizoflow.files import write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.geometry import ground_points
 from vizoflow.nodes.sinks import ParquetTableWriter
@@ -99,7 +107,8 @@ class StoreAnalytics:
         self.heatmap_cell, self.publish_seconds = heatmap_cell, publish_seconds
         self.tables = {name: ParquetTableWriter(self.out / f"{name}.parquet", schema, row_group=5000)
                        for name, schema in _schemas(timezone).items()}
-        self.days: dict[str, DayFigures] = {}  # the current day and the one before (late visits)
+        self.days: OrderedDict[str, DayFigures] = OrderedDict()  # the two days used last (late visits reach back)
+        self._outgoing: dict[str, dict[str, Any]] = {}  # sections of days let go, not yet handed on
         self._heat: tuple[str, Heatmap, np.ndarray | None] | None = None  # (day, map, background)
         self._video: str | None = None
         self._epoch = 0.0
@@ -110,7 +119,11 @@ class StoreAnalytics:
     def process(self, frame: Frame) -> Frame:
         """Feed this frame's trusted people to every meter; hand changed day figures on now and then."""
         self.zones.check_inside(frame.size)
+        events = frame.events
         if frame.video != self._video:  # another video: its tracks are other people, its clock starts again
+            for event in events:  # the rules end the last video's events on the new video's first frame
+                self.service.on_event(event)
+            events = []
             self._end_video(frame)
             self._video, self._published = frame.video, float("-inf")
         self._epoch = frame.epoch
@@ -125,14 +138,14 @@ class StoreAnalytics:
             self._crossing(crossing, self._epoch + crossing.t)
         for row in self.occupancy.update(epoch, roles[trusted], {k: v[trusted] for k, v in inside.items()}):
             self._minute(row)
-        for visit in self.dwell.update(t, ids, roles.tolist(), inside, trusted):
+        for visit in self.dwell.update(t, ids, roles.tolist(), inside, trusted, points):
             self._visit(visit)
-        for event in frame.events:
+        for event in events:
             self.service.on_event(event)
-        for service in self.service.update(t):
+        for service in self.service.update(t, ids):
             self._service(service)
         self._heatmap(frame, epoch).add(t, points[trusted])
-        if self._changed and t - self._published >= self.publish_seconds:
+        if self._outgoing or (self._changed and t - self._published >= self.publish_seconds):
             self._publish(frame, t)
         return frame
 
@@ -150,12 +163,14 @@ class StoreAnalytics:
         return frame
 
     def _end_video(self, frame: Frame) -> None:
+        """Close what is open: the minute, visits, undecided services; forget the video's tracks."""
         for row in self.occupancy.flush():
             self._minute(row)
         for visit in self.dwell.flush():
             self._visit(visit)
         for service in self.service.flush():
             self._service(service)
+        self.service.reset()
         self.lines.reset()
 
     def _drawn(self, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -167,14 +182,43 @@ class StoreAnalytics:
 
     # -- recording ------------------------------------------------------------------------
     def _day(self, epoch: float) -> DayFigures:
+        """The figures of ``epoch``'s day, marked changed; a day let go is saved and handed on first."""
         day = self.clock.day(epoch)
         figures = self.days.get(day)
         if figures is None:
             figures = self.days[day] = DayFigures(self.clock, self.line_names, self.zone_names, self.service_zones)
-            for old in sorted(self.days)[:-2]:  # keep today and yesterday (visits that end after midnight)
-                del self.days[old]
+            state = self._load_state(day)
+            figures.restore(state.get("figures", {}))
+            while len(self.days) > 2:  # keep the two used last: today, and yesterday for visits past midnight
+                old, gone = self.days.popitem(last=False)
+                if old in self._changed:
+                    self._save_state(old, gone)
+                    self._outgoing[old] = gone.sections()
+                    self._changed.discard(old)
+        self.days.move_to_end(day)
         self._changed.add(day)
         return figures
+
+    def _state_path(self, day: str) -> Path:
+        return self.out / f"store_state_{self.camera}_{day}.json"
+
+    def _load_state(self, day: str) -> dict[str, Any]:
+        """What an earlier run of this output folder counted on ``day`` (a restart goes on from it)."""
+        path = self._state_path(day)
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            log.error("%s is unreadable (%s); the store figures of %s start again from zero", path, exc, day)
+            return {}
+
+    def _save_state(self, day: str, figures: DayFigures) -> None:
+        heat = self._heat[1].grid.round(3).tolist() if self._heat is not None and self._heat[0] == day else None
+        try:
+            write_json_atomic(self._state_path(day), {"figures": figures.state(), "heat": heat})
+        except OSError as exc:  # analysis goes on; the day's figures are still in memory and in the day file
+            log.error("could not write %s (%s)", self._state_path(day), exc)
 
     def _crossing(self, c: Crossing, epoch: float) -> None:
         self._day(epoch).add_crossing(c, epoch)
@@ -205,33 +249,53 @@ class StoreAnalytics:
     def _heatmap(self, frame: Frame, epoch: float) -> Heatmap:
         day = self.clock.day(epoch)
         if self._heat is None or self._heat[0] != day:
-            self._write_heatmap()
+            self._end_heatmap()
             background = frame.image.copy() if frame.image is not None and frame.image.any() else None
-            self._heat = (day, Heatmap(frame.size, self.heatmap_cell), background)
+            heat = Heatmap(frame.size, self.heatmap_cell)
+            earlier = self._load_state(day).get("heat")
+            if earlier is not None and np.shape(earlier) == heat.grid.shape:
+                heat.grid += np.asarray(earlier)
+            self._heat = (day, heat, background)
         return self._heat[1]
 
-    def _write_heatmap(self) -> None:
-        """The day's heat map as a PNG (frame beside heat) and as rows of the heatmap table."""
+    def _draw_heatmap(self) -> None:
+        """The day's heat map as a PNG: the frame, and the heat over it (redrawn at every publish)."""
         if self._heat is None:
             return
         day, heat, background = self._heat
         path = self.out / f"heatmap_{self.camera}_{day}.png"
         if not cv2.imwrite(str(path), render(heat.grid, background, heat.size)):
             log.error("could not write %s", path)
+
+    def _end_heatmap(self) -> None:
+        """The day of the heat map is over (or the run): draw it, and its grid goes to the heatmap table."""
+        if self._heat is None:
+            return
+        self._draw_heatmap()
+        day, heat, _ = self._heat
+        if day in self.days:
+            self._save_state(day, self.days[day])
         rows, cols = np.nonzero(heat.grid)
         self.tables["heatmap"].extend({"camera": [self.camera] * len(rows), "day": [day] * len(rows),
                                        "row": rows.tolist(), "col": cols.tolist(), "cell_px": [heat.cell] * len(rows),
                                        "seconds": np.round(heat.grid[rows, cols], 3).tolist()}, len(rows))
 
     def _publish(self, frame: Frame, t: float) -> None:
-        """Put the changed days' sections on the frame for the metrics sink."""
-        frame.figures.update({day: self.days[day].sections() for day in sorted(self._changed) if day in self.days})
+        """Put the changed days' sections on the frame for the metrics sink; save their state and the heat map."""
+        for day in sorted(self._changed):
+            self._save_state(day, self.days[day])
+            frame.figures[day] = self.days[day].sections()
+        frame.figures.update(self._outgoing)
+        self._outgoing.clear()
         self._changed.clear()
+        self._draw_heatmap()
         self._published = t
 
     def close(self) -> None:
-        """Write the last heat map and publish the tables."""
-        self._write_heatmap()
+        """Save the state, draw the last heat map and publish the tables."""
+        for day in sorted(self._changed):  # normally none left: finish() published them
+            self._save_state(day, self.days[day])
+        self._end_heatmap()
         self._heat = None
         for table in self.tables.values():
             table.close()
