@@ -29,17 +29,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
-import supervision as sv
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vizoflow.frame import Frame  # noqa: E402
-from vizoflow.mot import gt_boxes  # noqa: E402
-from vizoflow.nodes.store import StoreAnalytics  # noqa: E402
+from vizoflow.analytics.truth import store_tables_of_gt  # noqa: E402
 
 FOOTAGE = ROOT.parent / "shared" / "footage"
 LABELS = ROOT / "data" / "labels" / "analytics.yaml"
@@ -48,24 +44,9 @@ BASE_SITE = {"ucf-checkout": "demo", "caviar-shop-front": "caviar"}  # the shipp
 
 def truth_from_gt(clip: str, spec: dict[str, Any], out: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(footfall, dwell) tables of the ground-truth boxes through the store node."""
-    boxes = gt_boxes(FOOTAGE / clip / "gt.txt")
-    gt = np.loadtxt(FOOTAGE / clip / "gt.txt", delimiter=",", ndmin=2)
-    w, h = spec["frame_size"]
-    node = StoreAnalytics(str(out), zones=spec.get("zones"), lines=spec.get("lines"), camera=clip,
-                          frame_size=spec["frame_size"])
-    image = np.zeros((h, w, 3), np.uint8)
-    frame = None
-    for index in range(int(gt[:, 0].max())):
-        xyxy = boxes.get(index, np.zeros((0, 4)))
-        ids = gt[gt[:, 0] == index + 1][:, 1].astype(int)
-        det = sv.Detections(xyxy=xyxy.astype(np.float32), tracker_id=ids, class_id=np.zeros(len(ids), int),
-                            data={"trusted": np.ones(len(ids), bool), "role": np.full(len(ids), "customer")}) \
-            if len(ids) else sv.Detections.empty()
-        frame = Frame(video=clip, index=index, timestamp=index / spec["fps"], image=image, detections=det)
-        node.process(frame)
-    node.finish(Frame(video=clip, index=frame.index, timestamp=frame.timestamp, image=image))
-    node.close()
-    return pl.read_parquet(out / "footfall.parquet"), pl.read_parquet(out / "dwell.parquet")
+    tables = store_tables_of_gt(FOOTAGE / clip / "gt.txt", out, spec["fps"], spec["frame_size"],
+                                spec.get("zones"), spec.get("lines"))
+    return tables["footfall"], tables["dwell"]
 
 
 def detect(clip: str, spec: dict[str, Any], work: Path) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -6,6 +6,7 @@ import json
 import re
 
 import av
+import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -82,6 +83,23 @@ def test_demo_site_writes_the_outputs_and_says_what_it_found_and_where(demo_run)
     assert run["inference"]["precision"] == "f32"
     assert run["inference"]["detector_precision"] == run["inference"]["embedder_precision"] == "f32"
     assert run["inference"]["cpu"]
+
+
+def test_demo_day_file_holds_the_store_figures_with_a_heat_map_beside_it(demo_run):
+    [day_file] = demo_run.glob("analytics_metrics_*.json")
+    day = json.loads(day_file.read_text())
+    assert day["metadata"]["version"] == "1.1" and day["interaction_metrics"]["interaction_times"]
+    lane = day["occupancy_metrics"]["zones"]["lane_1"]["customer"]
+    assert lane["max"] >= 2  # two to three customers stand at lane 1 all clip long (data/labels/README.md)
+    assert day["dwell_metrics"]["zones"]["lane_1"]["count"] >= 2
+    service = day["service_metrics"]["per_zone"]["lane_1"]
+    assert service["served"] >= 2  # the cashier serves both customers the interactions are about
+    served = pl.read_parquet(demo_run / "service.parquet").filter(pl.col("served"))
+    interactions = {e["event_id"] for e in day["interaction_metrics"]["interaction_times"]}
+    assert set(served["event_id"].to_list()) <= interactions  # every service is one of the day's interactions
+    heat = demo_run / f"heatmap_checkout_{day_file.stem[-10:]}.png"
+    image = cv2.imread(str(heat))
+    assert image is not None and image.shape == (240, 640, 3)  # the frame and the heat beside it
 
 
 def decoded(path, every: int) -> tuple[int, dict[int, np.ndarray]]:
