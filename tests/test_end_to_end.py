@@ -97,6 +97,7 @@ def test_demo_day_file_holds_the_store_figures_with_a_heat_map_beside_it(demo_ru
     served = pl.read_parquet(demo_run / "service.parquet").filter(pl.col("served"))
     interactions = {e["event_id"] for e in day["interaction_metrics"]["interaction_times"]}
     assert set(served["event_id"].to_list()) <= interactions  # every service is one of the day's interactions
+    assert day["footfall_metrics"]["lines"]["checkout_exit"]["out"] == 1  # the customer who paid walks off
     heat = demo_run / f"heatmap_checkout_{day_file.stem[-10:]}.png"
     image = cv2.imread(str(heat))
     assert image is not None and image.shape == (240, 640, 3)  # the frame and the heat beside it
