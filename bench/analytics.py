@@ -87,16 +87,18 @@ def fmt(values: list[float]) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "analytics.md")
+    parser.add_argument("--keep", type=Path, help="keep each clip's run and truth outputs under this folder")
     args = parser.parse_args()
     labels = yaml.safe_load(LABELS.read_text())
     line_rows, zone_rows = [], []
     for clip, spec in labels.items():
         with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
+            tmp = Path(tmp) if args.keep is None else args.keep / clip
+            tmp.mkdir(parents=True, exist_ok=True)
             found_ff, found_dw = detect(clip, spec, tmp / "detect")
             truth = spec.get("truth", {})
             if truth.get("source") == "gt.txt":
-                (tmp / "truth").mkdir()
+                (tmp / "truth").mkdir(exist_ok=True)
                 true_ff, true_dw = truth_from_gt(clip, spec, tmp / "truth")
                 true_counts = {line: counts(true_ff, line) for line in spec.get("lines", {})}
                 true_visits = {zone: visits(true_dw, zone) for zone in spec.get("zones", {})}

@@ -74,3 +74,14 @@ def test_a_visit_matches_interactions_under_the_ids_the_customer_had_before_a_sw
     m.on_visit(Visit("queue", 9, "customer", 0.0, 20.0, aliases=(5,)))  # the tracker renamed 5 to 9 at 12 s
     [row] = m.update(21.0)
     assert (row.customer_id, row.served, row.wait) == (9, True, 4.0)
+
+
+def test_interactions_under_an_earlier_id_are_kept_while_the_re_identified_customer_stays():
+    m = ServiceMeter(["counter"], settle_seconds=5.0, forget_seconds=120.0)
+    m.on_event(interaction("start", 10.0, 0.0, customer=5))
+    m.on_event(interaction("end", 10.0, 30.0, customer=5))
+    for t in range(0, 300, 10):  # renamed 9 at 50 s; the store node passes the earlier id along while 9 stays
+        m.update(float(t), seen=[5] if t < 50 else [9, 5])
+    m.on_visit(Visit("counter", 9, "customer", 0.0, 300.0, aliases=(5,)))
+    [row] = m.update(306.0)
+    assert (row.served, row.wait, row.service) == (True, 10.0, 30.0)

@@ -66,3 +66,14 @@ def test_a_visit_ended_before_trust_is_held_until_the_track_is_trusted_and_a_nev
     released = meter.update(3.5, [1, 2], ["customer"] * 2, {"shelf": np.array([False, False])}, trusted=[True, False])
     assert [(v.track_id, v.start, v.end) for v in released] == [(1, 0.0, 1.5)]
     assert meter.flush() == []  # track 2 (a rack) never was trusted
+
+
+def test_an_untrusted_box_taking_over_a_visit_does_not_stretch_it():
+    meter = DwellMeter(["shelf"], gap_seconds=2.0, reid_seconds=2.0, reid_px=40)
+    ended = []
+    for i in range(200):  # a person (trusted) until 4.5 s; then a rack box 5 px away, never trusted, stays
+        tid, x, trust = (1, 100.0, True) if i < 10 else (9, 105.0, False)
+        ended += meter.update(i * 0.5, [tid], ["customer"], {"shelf": np.array([True])}, trusted=[trust],
+                              points=np.array([[x, 50.0]]))
+    ended += meter.flush()
+    assert [(v.track_id, v.start, v.end) for v in ended] == [(1, 0.0, 4.5)]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import polars as pl
+import pytest
 import supervision as sv
 
 from vizoflow.frame import Frame
@@ -95,29 +96,49 @@ def test_lines_drawn_on_a_smaller_frame_are_scaled_with_the_zones(tmp_path):
     assert pl.read_parquet(tmp_path / "footfall.parquet")["direction"].to_list() == ["in"]
 
 
-def test_a_restart_into_the_same_folder_goes_on_with_the_days_figures(tmp_path):
-    walk = [frame(i, [(1, 100, 60 + 5 * i, True)]) for i in range(30)]
-    first = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk)
-    later = [frame(i + 600, [(7, 100, 60 + 5 * i, True)]) for i in range(30)]  # ten minutes on, after a restart
-    second = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), later)
+def walk_down(tid, epoch, video="cam"):
+    frames = [frame(i, [(tid, 100, 60 + 5 * i, True)], video=video) for i in range(30)]
+    for f in frames:
+        f.epoch = epoch
+    return frames
+
+
+def test_a_restarted_live_run_goes_on_with_the_days_figures_and_heat(tmp_path):
+    first = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk_down(1, EPOCH))
+    heat_before = pl.read_parquet(tmp_path / "heatmap.parquet")["seconds"].sum()
+    # the camera process restarts ten minutes later: a new clock epoch, the same output folder
+    second = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk_down(7, EPOCH + 600))
     [before], [after] = first.figures.values(), second.figures.values()
     assert before["footfall_metrics"]["lines"]["door"]["in"] == 1
     assert after["footfall_metrics"]["lines"]["door"]["in"] == 2  # the day's count, not the count since the restart
     assert after["dwell_metrics"]["zones"]["shop"]["count"] == 2
+    saved = np.load(tmp_path / "store_heat_cam0_2025-10-25.npy")
+    assert saved.sum() == pytest.approx(2 * heat_before)  # the day's heat goes on too
+    assert pl.read_parquet(tmp_path / "heatmap.parquet")["seconds"].sum() == pytest.approx(heat_before)  # this run's
 
 
-def test_days_that_come_out_of_order_are_all_handed_on(tmp_path):
+def test_the_same_recording_run_again_into_the_same_folder_is_not_counted_twice(tmp_path, caplog):
+    caplog.set_level("INFO")
+    first = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk_down(1, EPOCH))
+    again = run(StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES), walk_down(1, EPOCH))
+    assert [d["footfall_metrics"] for d in again.figures.values()] == [d["footfall_metrics"] for d in first.figures.values()]
+    assert "counting them again from zero, not on top" in caplog.text
+    assert np.load(tmp_path / "store_heat_cam0_2025-10-25.npy").sum() == pytest.approx(
+        pl.read_parquet(tmp_path / "heatmap.parquet")["seconds"].sum())
+
+
+def test_a_day_let_go_inside_one_video_is_handed_on_and_a_day_back_again_has_its_newer_counts(tmp_path):
     node = StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES, publish_seconds=1e9)
     handed = {}
-    for n, day in enumerate((0, 1, 2, 0, 2)):  # videos of three days, the first day again in the middle
+    for n, day in enumerate((0, 1, 2, 0)):  # one long video whose crossings fall on three days, then the first again
         for i in range(30):
-            f = frame(i, [(1, 100, 60 + 5 * i, True)], video=f"v{n}")
-            f.epoch = EPOCH + day * 86400
+            f = frame(30 * n + i, [(n + 1, 100, 60 + 5 * i, True)])
+            f.timestamp, f.epoch = 3.0 * n + i / 10, EPOCH + day * 86400 - 3.0 * n  # the clock runs on
             node.process(f)
             for d, sections in f.figures.items():
                 handed[d] = sections["footfall_metrics"]["lines"]["door"]["in"]
-    end = node.finish(frame(29, [], video="v4"))
+    end = node.finish(frame(119, [], video="cam"))
     node.close()
     for d, sections in end.figures.items():
         handed[d] = sections["footfall_metrics"]["lines"]["door"]["in"]
-    assert handed == {"2025-10-25": 2, "2025-10-26": 1, "2025-10-27": 2}
+    assert handed == {"2025-10-25": 2, "2025-10-26": 1, "2025-10-27": 1}

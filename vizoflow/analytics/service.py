@@ -85,6 +85,7 @@ class ServiceMeter:
             known.append(item)
         if event.phase == "end":
             item.end = event.ended_at
+        self._seen[int(customer_id)] = max(self._seen.get(int(customer_id), float("-inf")), event.ended_at)
 
     def on_visit(self, visit: Visit) -> None:
         """A visit ended; customers' visits to service zones are decided later."""
@@ -92,7 +93,8 @@ class ServiceMeter:
             self._pending.append(_Pending(visit, visit.end + self.settle_seconds))
 
     def update(self, t: float, seen: Sequence[int] = ()) -> list[Service]:
-        """Decide the visits that are due at clock time ``t`` (``seen``: track ids on this frame)."""
+        """Decide the visits that are due at clock time ``t`` (``seen``: the ids of the people in view,
+        with the earlier ids of those re-identified, whose interactions must be kept)."""
         for tid in seen:
             self._seen[int(tid)] = t
         decided, waiting = [], []
@@ -108,8 +110,8 @@ class ServiceMeter:
         self._pending = waiting
         waiting_for = {i for p in waiting for i in (p.visit.track_id, *p.visit.aliases)}
         for cid in [c for c, last in self._seen.items() if t - last > self.forget_seconds and c not in waiting_for]:
-            del self._seen[cid]
-            if all(i.end is not None for i in self._interactions.get(cid, [])):
+            if all(i.end is not None for i in self._interactions.get(cid, [])):  # none still going on
+                del self._seen[cid]
                 self._interactions.pop(cid, None)
         return decided
 

@@ -101,6 +101,7 @@ class _Open:
     trusted: bool
     point: tuple[float, float] | None = None  # where last seen
     aliases: tuple[int, ...] = ()
+    before: tuple[int, float, bool] | None = None  # at a takeover: (old id, last time under it, trusted then)
 
 
 class DwellMeter:
@@ -109,7 +110,9 @@ class DwellMeter:
     A new track id that appears in a zone within ``reid_px`` of where an open visit's
     track was last seen, less than ``reid_seconds`` before, takes that visit over (the
     tracker switched ids), so an id switch does not split a visit; the visit keeps the
-    earlier ids as ``aliases``.
+    earlier ids as ``aliases``. The new id must be trusted too: if it never is (an
+    untrusted box, e.g. a rack, appeared where the person was lost), the visit ends at
+    the handover, under the old id.
 
     Args:
         zones: Zone names to follow.
@@ -171,9 +174,17 @@ class DwellMeter:
         if best is None:
             return None
         visit = self._open.pop((zone, best))
-        visit.aliases = (*visit.aliases, best)
+        visit.before = (best, visit.last, visit.trusted or best in self._trusted)
+        visit.aliases, visit.trusted = (*visit.aliases, best), False  # the new id has to prove itself a person
+        if best in self._held:  # visits the old id made before it was trusted follow the person
+            self._held.setdefault(tid, []).extend(self._held.pop(best))
         self._open[(zone, tid)] = visit
         return visit
+
+    def aliases(self, ids: Sequence[int]) -> set[int]:
+        """The earlier ids of the people ``ids`` in their open visits (re-identified)."""
+        present = {int(i) for i in ids}
+        return {a for (_, tid), v in self._open.items() if tid in present for a in v.aliases}
 
     def flush(self) -> list[Visit]:
         """End every open visit (end of the run, or of a video); held visits of untrusted tracks go."""
@@ -191,6 +202,9 @@ class DwellMeter:
             visit = Visit(zone, tid, v.role, v.start, v.last, v.aliases)
             if v.trusted or tid in self._trusted:
                 counted.append(visit)
+            elif v.before is not None and v.before[2]:  # the taker never proved a person: up to the handover
+                old, last, _ = v.before
+                counted.append(Visit(zone, old, v.role, v.start, last, v.aliases[:-1]))
             else:
                 self._held.setdefault(tid, []).append(visit)
         return counted

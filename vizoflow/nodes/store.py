@@ -3,7 +3,8 @@
 Sits after the rules (it reads their interaction events) and before the metrics sink,
 which writes its figures into each local day's ``analytics_metrics_YYYY-MM-DD.json``
 (``footfall_metrics``, ``occupancy_metrics``, ``dwell_metrics``, ``service_metrics``),
-handed over on ``frame.figures`` at most once per ``publish_seconds`` and at the end.
+handed over on ``frame.figures`` every ``publish_seconds`` (and at the end, at a switch
+to another video, and when a day is let go).
 Rows for notebooks go to Parquet tables beside it (``footfall``, ``occupancy``,
 ``dwell``, ``service``, ``heatmap``) and each day's heat map to
 ``heatmap_<camera>_<day>.png``. Only people the person filter trusts count; line
@@ -12,8 +13,9 @@ own time), occupancy and the heat map from the moment of trust (about
 ``filters.score_window`` frames late: a fraction of a second at 10-30 fps).
 
 A run into an output folder that already holds a day's figures (a live run restarted
-after a crash or a reboot) goes on from them: each day's counts, durations and heat
-are kept in ``store_state_<camera>_<day>.json``, saved at every publish.
+after a crash or a reboot) goes on from them (:mod:`vizoflow.analytics.state`: each
+day's counts, durations and heat, saved at every publish); the same recording run
+again into the same folder starts its days from zero instead of counting twice.
 
 Everything is computed from tracks, never pixels (the frame only serves as the heat
 map's background), so a replay from the track cache gives the same figures.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,9 @@ from vizoflow.analytics.daily import DayFigures
 from vizoflow.analytics.footfall import Crossing, LineCounter
 from vizoflow.analytics.heatmap import Heatmap, render
 from vizoflow.analytics.service import Service, ServiceMeter
+from vizoflow.analytics.state import DayState
 from vizoflow.analytics.visits import DwellMeter, MinuteOccupancy, OccupancyMeter, Visit
 from vizoflow.clock import SiteClock
-from vizoflow.files import write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.geometry import ground_points
 from vizoflow.nodes.sinks import ParquetTableWriter
@@ -102,7 +103,8 @@ class StoreAnalytics:
         self.clock, self.camera, self.out = SiteClock(timezone), camera, Path(output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.occupancy = OccupancyMeter(self.zone_names)
-        self.dwell = DwellMeter(self.zone_names, dwell_gap_seconds)
+        self.dwell = DwellMeter(self.zone_names, dwell_gap_seconds, reid_seconds=reid_seconds, reid_px=reid_px)
+        self.state = DayState(self.out, camera)
         self.service = ServiceMeter(self.service_zones, settle_seconds)
         self.heatmap_cell, self.publish_seconds = heatmap_cell, publish_seconds
         self.tables = {name: ParquetTableWriter(self.out / f"{name}.parquet", schema, row_group=5000)
@@ -110,6 +112,7 @@ class StoreAnalytics:
         self.days: OrderedDict[str, DayFigures] = OrderedDict()  # the two days used last (late visits reach back)
         self._outgoing: dict[str, dict[str, Any]] = {}  # sections of days let go, not yet handed on
         self._heat: tuple[str, Heatmap, np.ndarray | None] | None = None  # (day, map, background)
+        self._heat_base = np.zeros(0)  # the heat grid as loaded (what this run adds is the rest)
         self._video: str | None = None
         self._epoch = 0.0
         self._published = float("-inf")
@@ -142,7 +145,7 @@ class StoreAnalytics:
             self._visit(visit)
         for event in events:
             self.service.on_event(event)
-        for service in self.service.update(t, ids):
+        for service in self.service.update(t, [*ids, *self.dwell.aliases(ids)]):
             self._service(service)
         self._heatmap(frame, epoch).add(t, points[trusted])
         if self._outgoing or (self._changed and t - self._published >= self.publish_seconds):
@@ -186,39 +189,31 @@ class StoreAnalytics:
         day = self.clock.day(epoch)
         figures = self.days.get(day)
         if figures is None:
+            self._outgoing.pop(day, None)  # back again: its sections are made afresh from what is reloaded
             figures = self.days[day] = DayFigures(self.clock, self.line_names, self.zone_names, self.service_zones)
-            state = self._load_state(day)
-            figures.restore(state.get("figures", {}))
-            while len(self.days) > 2:  # keep the two used last: today, and yesterday for visits past midnight
-                old, gone = self.days.popitem(last=False)
-                if old in self._changed:
-                    self._save_state(old, gone)
-                    self._outgoing[old] = gone.sections()
-                    self._changed.discard(old)
+            if self.state.open(day, (self._video, self._epoch)):
+                figures.restore(self.state.figures(day))
+            self._let_go(keep=day)
         self.days.move_to_end(day)
         self._changed.add(day)
         return figures
 
-    def _state_path(self, day: str) -> Path:
-        return self.out / f"store_state_{self.camera}_{day}.json"
+    def _let_go(self, keep: str) -> None:
+        """Keep the two days used last (today, and yesterday for visits past midnight); save and hand on
+        the others, except a day whose state could not be saved (it stays, so nothing is lost)."""
+        for old in [d for d in self.days if d != keep][: max(0, len(self.days) - 2)]:
+            if old in self._changed and not self._save_state(old):
+                continue
+            gone = self.days.pop(old)
+            if old in self._changed:
+                self._outgoing[old] = gone.sections()
+                self._changed.discard(old)
 
-    def _load_state(self, day: str) -> dict[str, Any]:
-        """What an earlier run of this output folder counted on ``day`` (a restart goes on from it)."""
-        path = self._state_path(day)
-        if not path.exists():
-            return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            log.error("%s is unreadable (%s); the store figures of %s start again from zero", path, exc, day)
-            return {}
-
-    def _save_state(self, day: str, figures: DayFigures) -> None:
-        heat = self._heat[1].grid.round(3).tolist() if self._heat is not None and self._heat[0] == day else None
-        try:
-            write_json_atomic(self._state_path(day), {"figures": figures.state(), "heat": heat})
-        except OSError as exc:  # analysis goes on; the day's figures are still in memory and in the day file
-            log.error("could not write %s (%s)", self._state_path(day), exc)
+    def _save_state(self, day: str) -> bool:
+        """Save a day's figures (and its heat, when the heat map is on it); False if the figures could not be."""
+        if self._heat is not None and self._heat[0] == day:
+            self.state.save_heat(day, self._heat[1].grid)
+        return self.state.save(day, self.days[day].state())
 
     def _crossing(self, c: Crossing, epoch: float) -> None:
         self._day(epoch).add_crossing(c, epoch)
@@ -252,10 +247,10 @@ class StoreAnalytics:
             self._end_heatmap()
             background = frame.image.copy() if frame.image is not None and frame.image.any() else None
             heat = Heatmap(frame.size, self.heatmap_cell)
-            earlier = self._load_state(day).get("heat")
-            if earlier is not None and np.shape(earlier) == heat.grid.shape:
-                heat.grid += np.asarray(earlier)
-            self._heat = (day, heat, background)
+            earlier = self.state.heat(day, heat.grid.shape) if self.state.open(day, (self._video, self._epoch)) else None
+            if earlier is not None:
+                heat.grid += earlier
+            self._heat, self._heat_base = (day, heat, background), heat.grid.copy()
         return self._heat[1]
 
     def _draw_heatmap(self) -> None:
@@ -273,28 +268,30 @@ class StoreAnalytics:
             return
         self._draw_heatmap()
         day, heat, _ = self._heat
-        if day in self.days:
-            self._save_state(day, self.days[day])
-        rows, cols = np.nonzero(heat.grid)
+        self.state.save_heat(day, heat.grid)
+        added = heat.grid - self._heat_base  # what this run added (a day resumed or revisited is not counted twice)
+        rows, cols = np.nonzero(added > 0)
         self.tables["heatmap"].extend({"camera": [self.camera] * len(rows), "day": [day] * len(rows),
                                        "row": rows.tolist(), "col": cols.tolist(), "cell_px": [heat.cell] * len(rows),
-                                       "seconds": np.round(heat.grid[rows, cols], 3).tolist()}, len(rows))
+                                       "seconds": np.round(added[rows, cols], 3).tolist()}, len(rows))
+        self._heat_base = heat.grid.copy()
 
     def _publish(self, frame: Frame, t: float) -> None:
-        """Put the changed days' sections on the frame for the metrics sink; save their state and the heat map."""
-        for day in sorted(self._changed):
-            self._save_state(day, self.days[day])
-            frame.figures[day] = self.days[day].sections()
+        """Put the days let go and the changed days' sections on the frame for the metrics sink (in that
+        order: a day back again has the newer figures); save their state and draw the heat map."""
         frame.figures.update(self._outgoing)
         self._outgoing.clear()
-        self._changed.clear()
+        for day in sorted(self._changed):
+            if self._save_state(day):
+                self._changed.discard(day)
+            frame.figures[day] = self.days[day].sections()
         self._draw_heatmap()
         self._published = t
 
     def close(self) -> None:
         """Save the state, draw the last heat map and publish the tables."""
         for day in sorted(self._changed):  # normally none left: finish() published them
-            self._save_state(day, self.days[day])
+            self._save_state(day)
         self._end_heatmap()
         self._heat = None
         for table in self.tables.values():
