@@ -12,7 +12,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from tests.conftest import ROOT, clip, run_cli
-from vizoflow.cli import CONF_DIR, build_source
+from vizoflow.cli import CONF_DIR
+from vizoflow.runner import build_source
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order

@@ -48,7 +48,7 @@ def test_run_json_and_analytics_metadata_say_where_the_dates_come_from(tmp_path,
     import logging
 
     from tests.conftest import write_video
-    from vizoflow.cli import run_pipeline
+    from vizoflow.runner import run_pipeline
     from vizoflow.nodes.metrics import MetricsSink
     from vizoflow.nodes.sources import VideoFileSource
 

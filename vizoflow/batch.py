@@ -137,7 +137,7 @@ class BatchRunner:
 
 def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> VideoResult:
     """One video of a batch, in this process (an executor may run it elsewhere)."""
-    from vizoflow.cli import run_pipeline
+    from vizoflow.runner import run_pipeline
 
     cfg = OmegaConf.create(cfg_plain)
     run_json = Path(out) / "run.json"
@@ -197,3 +197,21 @@ def merge_tables(out: Path, results: list[VideoResult]) -> None:
         if parts:
             merged = pl.concat(parts, how="diagonal_relaxed")
             merged.select("video", pl.exclude("video")).write_parquet(out / f"{table}.parquet")
+
+
+def batch_summary(results: list[Any], out: Path, cfg: DictConfig) -> str:
+    """Per-video lines, totals, and the evaluation table when there is one."""
+    lines = [f"  {r.name:<28} {r.status:<8} {r.frames:6d} frames {r.seconds:7.1f} s"
+             + (" (from track cache)" if r.from_cache else "") + (f": {r.error}" if r.error else "") for r in results]
+    done = sum(r.status == "ok" for r in results)
+    lines.insert(0, f"vizoflow batch: {done} processed, {sum(r.status == 'skipped' for r in results)} already done, "
+                    f"{sum(r.status == 'failed' for r in results)} failed")
+    evaluation = out / "evaluation.parquet"
+    if cfg.eval.labels and evaluation.exists():
+        import polars as pl
+
+        with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=3):
+            lines.append(f"events against {cfg.eval.labels} (temporal IoU >= {cfg.eval.iou}):")
+            lines.append(str(pl.read_parquet(evaluation)))
+    lines.append(f"outputs in {out}: per-video folders, tracks.parquet, events.parquet, batch.json")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""The one place that turns a config into a running pipeline.
+
+:func:`run_pipeline` builds the source and the node graph from the composed config
+(``conf/config.yaml`` with a site on top), runs them with the :class:`~vizoflow.runtime.Runtime`
+(frames flow source -> detect -> track -> people -> roles -> rules -> store -> segment ->
+deliver -> metrics, in the graph's order), and writes ``run.json``. Every mode that runs
+frames goes through it: ``mode=run`` (files or a live camera), ``mode=batch`` (one call per
+video, or a replay of the track cache), tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vizoflow.errors import ConfigError, VizoflowError
+from vizoflow.files import write_json_atomic
+from vizoflow.graph import build_nodes, check_required
+from vizoflow.inference import cpu_facts
+from vizoflow.runtime import Runtime, RunStats
+from vizoflow.status import StatusBoard, StatusReporter
+
+SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
+PACKAGES = ("vizoflow", "ultralytics", "openvino", "torch", "deep-sort-realtime", "supervision", "av",
+            "hydra-core", "polars", "pyarrow", "numpy", "opencv-python")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Copy of a plain config tree with secret-looking values replaced by ``***``."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if SECRET_KEY.search(key) and value not in (None, ""):
+        return "***"
+    return value
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@contextmanager
+def graceful_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """First SIGINT/SIGTERM asks the run to stop cleanly; a second one exits at once."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # e.g. a Ray worker: signals are not ours
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if received:
+            os._exit(128 + signum)
+        received.append(signum)
+        print(f"\nvizoflow: {signal.Signals(signum).name} received, finishing (again to exit at once)",
+              file=sys.stderr, flush=True)
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def inference_info(cfg: DictConfig, nodes: list[tuple[str, Any]]) -> dict[str, Any]:
+    """For ``run.json``: the precision asked for, what each model runs in, and the CPU.
+
+    Results depend on the precision OpenVINO really used (bf16 on some CPUs), so a run
+    records it; a replay from the track cache has no models and records the request.
+    """
+    info: dict[str, Any] = {"precision": OmegaConf.select(cfg, "inference.precision"), **cpu_facts()}
+    for _, node in nodes:
+        if callable(getattr(node, "run_info", None)):
+            info.update(node.run_info())
+    return info
+
+
+def build_source(cfg: DictConfig) -> Any:
+    """Instantiate ``cfg.source`` after checking its required values."""
+    check_required(cfg.source, "source.")
+    try:
+        return instantiate(cfg.source, _convert_="all")
+    except Exception as exc:  # unwrap Hydra's InstantiationException
+        cause = exc.__cause__ or exc
+        if isinstance(cause, VizoflowError):
+            raise cause from None
+        raise ConfigError(f"cannot build source {cfg.source.get('_target_')}: {cause}") from None
+
+
+def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any]] | None = None,
+                 extra: dict[str, Any] | None = None) -> RunStats:
+    """Build source and graph from ``cfg`` (unless given), run them, and write ``run.json``.
+
+    Args:
+        cfg: The composed config.
+        source: A ready source instead of ``cfg.source`` (the track cache).
+        nodes: Ready ``(name, node)`` pairs instead of ``cfg.graph``.
+        extra: More fields for ``run.json``.
+    """
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = build_source(cfg) if source is None else source
+    nodes = build_nodes(cfg.graph) if nodes is None else nodes
+    board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
+    watched = bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
+    runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
+                      on_batch=board.on_batch if watched else None)
+    started = time.time()
+    from vizoflow.nodes.live import LiveSource  # where dates come from: run.json and analytics metadata
+    time_source = "wall clock" if isinstance(source, LiveSource) else getattr(source, "start_time_source", None)
+    for collector in (getattr(node, "collector", None) for _, node in nodes):
+        if time_source is not None and callable(getattr(collector, "set_start_time_source", None)):
+            collector.set_start_time_source(time_source)
+    try:
+        with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):
+            runtime.run()
+    finally:
+        write_json_atomic(out / "run.json", {
+            **runtime.stats.to_dict(),
+            "started": started,
+            "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+            "versions": versions(),
+            "inference": inference_info(cfg, nodes),
+            "start_time_source": time_source,
+            "timezone": cfg.timezone,
+            **({"clock_epoch": source.epoch} if isinstance(source, LiveSource) else {}),  # live timestamps + this = time
+            **(extra or {}),
+        })
+    return runtime.stats
