@@ -9,7 +9,8 @@
   track cache (:mod:`vizoflow.cache`); a later run with the same video and detector /
   tracker settings replays them and runs only the nodes that do not need the video
   itself (rules, metrics, tables): seconds instead of minutes per video.
-* At the end ``tracks.parquet`` and ``events.parquet`` of every video are merged into
+* At the end ``tracks.parquet``, ``events.parquet`` and the store tables (footfall,
+  occupancy, dwell, service, heatmap) of every video are merged into
   ``<output_dir>/`` with a ``video`` column, and events are scored against labels when
   ``eval.labels`` names a CSV (:mod:`vizoflow.evaluate`).
 """
@@ -213,5 +214,5 @@ def batch_summary(results: list[Any], out: Path, cfg: DictConfig) -> str:
         with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=3):
             lines.append(f"events against {cfg.eval.labels} (temporal IoU >= {cfg.eval.iou}):")
             lines.append(str(pl.read_parquet(evaluation)))
-    lines.append(f"outputs in {out}: per-video folders, tracks.parquet, events.parquet, batch.json")
+    lines.append(f"outputs in {out}: per-video folders, tracks.parquet, events.parquet, store tables, batch.json")
     return "\n".join(lines)
