@@ -183,7 +183,7 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
 def _retarget_paths(node: DictConfig, old: str, new: str) -> None:
     """Point a node's output paths (resolved under the batch folder) into the video's folder."""
     for key, value in node.items():
-        if isinstance(value, str) and value.startswith(old + "/"):
+        if isinstance(value, str) and (value == old or value.startswith(old + "/")):  # a folder or a file in it
             node[key] = new + value[len(old):]
 
 
