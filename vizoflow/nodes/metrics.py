@@ -182,8 +182,13 @@ class MetricsCollector:
         self._current: tuple[float, float, str] | None = None  # bounds of the day of the last frame
         self._link_failed = False  # warned once that the link cannot be made
         self._day_name = re.compile(re.escape(self.path.stem) + r"_(\d{4}-\d{2}-\d{2})" + re.escape(self.path.suffix))
+        self._newest: str | None = None  # the newest day with a file: where the link points
         if self.path.is_file() and not self.path.is_symlink():
             self._migrate()
+        written = [d for d in self.days() if self.day_path(d).exists()]
+        if written:
+            self._newest = max(written)
+            self._point_link()
 
     @property
     def unsaved(self) -> bool:
@@ -213,7 +218,6 @@ class MetricsCollector:
             self._doc(day)
             if new:
                 self._save_day(day)
-            self._point_link()
         self._current = (*self.clock.day_bounds(day), day)
         return day
 
@@ -232,14 +236,12 @@ class MetricsCollector:
         with self._lock:
             self._doc(day)[section][name].append(entry)
             self._save_day(day)
-            self._point_link()
 
     def set_sections(self, day: str, sections: dict[str, Any]) -> None:
         """Replace store-figure sections (``footfall_metrics`` ...) of a day's file, and save it."""
         with self._lock:
             self._doc(day).update(sections)
             self._save_day(day)
-            self._point_link()
 
     def add_interaction_time(self, event: Event) -> None:
         """The seed's name for :meth:`add_event` on an interaction."""
@@ -339,6 +341,9 @@ class MetricsCollector:
             self.failed_writes += 1
             return False
         self._unsaved.discard(day)
+        if self._newest is None or day > self._newest:  # a newer day: the link follows (no folder listing per event)
+            self._newest = day
+            self._point_link()
         if not self._unsaved and self.failed_writes:
             log.warning("%s written again after %d failed write(s); nothing was lost", self.day_path(day),
                         self.failed_writes)
@@ -347,10 +352,9 @@ class MetricsCollector:
 
     def _point_link(self) -> None:
         """Point ``path`` at the newest day file (a user finds today's figures there)."""
-        days = [d for d in self.days() if self.day_path(d).exists()]
-        if not days:
+        if self._newest is None:
             return
-        target = self.day_path(days[-1]).name
+        target = self.day_path(self._newest).name
         try:
             if self.path.is_symlink() and os.readlink(self.path) == target:
                 return
@@ -364,6 +368,11 @@ class MetricsCollector:
     def _migrate(self) -> None:
         """Split a single metrics file of an older vizoflow into day files; keep it as ``*.pre-daily.json``."""
         old = self._load(self.path)
+        if self.path.exists():  # kept aside first: the day files' link takes its name
+            backup = self.path.with_name(f"{self.path.stem}.pre-daily{self.path.suffix}")
+            os.replace(self.path, backup)
+            log.warning("%s was a single metrics file of an older vizoflow: split into day files, kept as %s",
+                        self.path, backup.name)
         if old is not None:
             self._meta.update({k: v for k, v in old.get("metadata", {}).items() if k == "start_time_source"})
             for section, name in SECTIONS:
@@ -372,12 +381,6 @@ class MetricsCollector:
                     self._unsaved.add(self.clock.day(_epoch(entry["start"])))  # held until written below
             for day in sorted(self._unsaved):
                 self._save_day(day)
-        if self.path.exists():
-            backup = self.path.with_name(f"{self.path.stem}.pre-daily{self.path.suffix}")
-            os.replace(self.path, backup)
-            log.warning("%s was a single metrics file of an older vizoflow: split into day files, kept as %s",
-                        self.path, backup.name)
-        self._point_link()
 
 
 class EventsTable:
