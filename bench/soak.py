@@ -43,18 +43,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import rss_mb  # noqa: E402
 from tests.rtsp_camera import Camera, free_port, write_annexb  # noqa: E402
 
 FOOTAGE = ROOT.parent / "shared" / "footage"
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
            "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb", "day_files", "healthy"]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) / 1024
 
 
 def metrics(port: int) -> dict[str, float]:

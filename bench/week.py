@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -31,17 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import rss_mb  # noqa: E402
 from tests.store_week import Schedule, WeekSource  # noqa: E402
 from tests.store_week import week_config  # noqa: E402
 from vizoflow.nodes.metrics import MetricsCollector  # noqa: E402
 
 SECTIONS = (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
             ("queue_metrics", "queue_events"))
-
-
-def rss_mb() -> float:
-    """This process's resident memory, from /proc."""
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1)) / 1024
 
 
 class DayMeter:
