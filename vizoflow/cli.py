@@ -23,7 +23,7 @@ from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError, VizoflowError
 
 FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # editable install: conf/ beside the package
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # inside the package: an installed wheel has it too
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
