@@ -34,6 +34,7 @@ from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
 from vizoflow.graph import build_nodes, topological_order
 from vizoflow.nodes.sources import expand_videos
+from vizoflow.nodes.store import STORE_TABLES
 from vizoflow.reid import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def _retarget_paths(node: DictConfig, old: str, new: str) -> None:
 
 def merge_tables(out: Path, results: list[VideoResult]) -> None:
     """The tables of every video (tracks, events and the store's), one each, with a ``video`` column."""
-    for table in ("tracks", "events", "footfall", "occupancy", "dwell", "service", "heatmap"):
+    for table in ("tracks", "events", *STORE_TABLES):
         parts = []
         for r in results:
             path = out / r.name / f"{table}.parquet"

@@ -13,7 +13,7 @@ config (``conf/config.yaml``) with the chosen option of each of its groups
 Free-form, so not checked here:
 
 - zone names (``zones.<name>``) and graph entry names (``graph.<name>``: a site may
-  add nodes). A graph entry has only ``node`` and ``inputs``; the node's own
+  add nodes). A graph entry has only ``node``, ``inputs`` and ``shared``; the node's own
   arguments are checked when it is built.
 - anything below a value the schema gives as ``null``, a list or a string
   (``calibration``, ``rules.interaction.pairs``): the file replaces the value and its
@@ -31,6 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vizoflow.cameras import CAMERA_KEYS
 from vizoflow.errors import ConfigError
 
 OVERRIDING_GROUPS = ("site", "experiment")  # checked even without `# @package _global_` (then it is an error)
@@ -38,7 +39,7 @@ WILDCARD = "*"
 FREE_FORM: dict[str, Any] = {  # replaces these subtrees of the schema; None = any value
     "zones": {WILDCARD: None},
     "lines": {WILDCARD: None},
-    "graph": {WILDCARD: {"node": None, "inputs": None}},
+    "graph": {WILDCARD: {"node": None, "inputs": None, "shared": None}},
     "hydra": None,
 }
 
@@ -188,6 +189,7 @@ class KeyChecker:
                 _merge(schema, _nest(file.package, file.content))
         _merge(schema, primary.content)
         schema.update(FREE_FORM)
+        schema["cameras"] = {WILDCARD: {key: None if key == "source" else schema.get(key) for key in CAMERA_KEYS}}
         return schema
 
     def check(self) -> None:

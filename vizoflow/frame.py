@@ -30,6 +30,8 @@ class Frame:
             when they changed, now and then).
         epoch: UTC epoch seconds of clock time 0, so ``epoch + timestamp`` is the
             real time (live: the wall clock read once when the source started).
+        camera: Camera of a site with several (``cameras:``); empty for a one-camera run,
+            whose nodes all belong to that one camera.
     """
 
     video: str
@@ -40,6 +42,7 @@ class Frame:
     events: list[Event] = field(default_factory=list)
     epoch: float = 0.0
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    camera: str = ""
 
     @property
     def size(self) -> tuple[int, int]:

@@ -6,7 +6,10 @@ The graph is a named dict in YAML::
       detect:  {node: {_target_: ...}, inputs: [source]}
       track:   {node: ${tracker},       inputs: [detect]}
 
-Every entry names the entries it reads from; ``source`` is the frame source. An entry
+Every entry names the entries it reads from; ``source`` is the frame source. With
+several cameras (``cameras:``) every camera gets its own node of each entry, except
+entries marked ``shared: true`` (the detector, the sinks of the site's tables and
+metrics file, the evidence courier): one node sees the frames of every camera. An entry
 set to ``null`` is disabled (``graph.preview=null`` on the command line), and inputs
 naming it are ignored, so disabling a node never breaks the nodes after it. Validation
 happens before anything is instantiated, so a typo fails in milliseconds, not after
@@ -29,7 +32,7 @@ from vizoflow.errors import ConfigError, GraphError, VizoflowError
 from vizoflow.node import Node
 
 SOURCE = "source"
-ENTRY_KEYS = ("node", "inputs")
+ENTRY_KEYS = ("node", "inputs", "shared")
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -47,13 +50,20 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         for key in entry:
             if key not in ENTRY_KEYS:  # e.g. 'inptus' would silently leave the default input
                 close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
-                raise GraphError(name, f"unknown key '{key}' (an entry has only {' and '.join(ENTRY_KEYS)}"
+                raise GraphError(name, f"unknown key '{key}' (an entry has only {', '.join(ENTRY_KEYS)}"
                                        + (f"; did you mean '{close[0]}'?)" if close else ")"))
         inputs = entry.get("inputs", [SOURCE])
         if isinstance(inputs, str) or not isinstance(inputs, (list, tuple, ListConfig)):
             raise GraphError(name, f"'inputs' must be a list of node names, got {inputs!r}")
+        if not isinstance(entry.get("shared", False), bool):
+            raise GraphError(name, f"'shared' must be true or false, got {entry.get('shared')!r}")
         entries[str(name)] = entry
     return entries
+
+
+def shared_entries(graph: Mapping[str, Any]) -> set[str]:
+    """Names of the enabled entries marked ``shared: true`` (one node for all cameras)."""
+    return {name for name, entry in _declared(graph).items() if entry.get("shared", False)}
 
 
 def topological_order(graph: Mapping[str, Any]) -> list[str]:
@@ -103,8 +113,8 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(value, path + ".")
 
 
-def build_nodes(graph: DictConfig) -> list[tuple[str, Node]]:
-    """Validate the graph and instantiate its nodes in run order.
+def build_nodes(graph: DictConfig, only: set[str] | None = None) -> list[tuple[str, Node]]:
+    """Validate the graph and instantiate its nodes in run order (only those named in ``only``, if given).
 
     Raises:
         GraphError: bad shape, unknown input, cycle, or a node that cannot be built.
@@ -113,6 +123,8 @@ def build_nodes(graph: DictConfig) -> list[tuple[str, Node]]:
     order = topological_order(graph)
     nodes: list[tuple[str, Node]] = []
     for name in order:
+        if only is not None and name not in only:
+            continue
         node_cfg = graph[name]["node"]
         check_required(node_cfg, f"graph.{name}.node.")
         try:

@@ -6,6 +6,12 @@
 deliver -> metrics, in the graph's order), and writes ``run.json``. Every mode that runs
 frames goes through it: ``mode=run`` (files or a live camera), ``mode=batch`` (one call per
 video, or a replay of the track cache), tests and benchmarks.
+
+A site with several cameras (``cameras:``, see :mod:`vizoflow.cameras`) runs them in
+this one process: every camera gets its own source and its own node of each graph
+entry, except the entries marked ``shared: true`` (the detector first of all), which
+are built once and see every camera's frames; :class:`~vizoflow.mux.CameraMux` hands
+the runtime a round of the newest frame of each camera at a time.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vizoflow.cameras import camera_config, camera_names, merge_camera_tables, site_config
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
-from vizoflow.graph import build_nodes, check_required
+from vizoflow.graph import build_nodes, check_required, shared_entries, topological_order
 from vizoflow.inference import cpu_facts
-from vizoflow.runtime import Runtime, RunStats
+from vizoflow.mux import CameraMux
+from vizoflow.runtime import PerCamera, Runtime, RunStats
 from vizoflow.status import StatusBoard, StatusReporter
 
 SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
@@ -108,6 +116,33 @@ def build_source(cfg: DictConfig) -> Any:
         raise ConfigError(f"cannot build source {cfg.source.get('_target_')}: {cause}") from None
 
 
+def build_site(cfg: DictConfig) -> tuple[CameraMux, list[tuple[str, Any]]]:
+    """Sources and nodes of a site with several cameras: shared entries once, the rest per camera.
+
+    Every config is checked before anything heavy is built, so a typo in the second
+    camera fails before the detector loads.
+    """
+    names = camera_names(cfg)
+    configs = {name: camera_config(cfg, name) for name in names}
+    order = topological_order(cfg.graph)
+    shared = shared_entries(cfg.graph)
+    for name, camera in configs.items():
+        check_required(camera.source, f"cameras.{name}.source.")
+    built = dict(build_nodes(site_config(cfg).graph, only=shared))
+    own = {name: dict(build_nodes(camera.graph, only=set(order) - shared)) for name, camera in configs.items()}
+    nodes = [(entry, built[entry] if entry in shared else PerCamera({c: own[c][entry] for c in names}))
+             for entry in order]
+    sources = {}
+    try:
+        for name, camera in configs.items():
+            sources[name] = build_source(camera)
+    except BaseException:
+        for source in sources.values():
+            source.close()
+        raise
+    return CameraMux(sources, per_camera=cfg.runtime.batch_size), nodes
+
+
 def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any]] | None = None,
                  extra: dict[str, Any] | None = None) -> RunStats:
     """Build source and graph from ``cfg`` (unless given), run them, and write ``run.json``.
@@ -120,6 +155,8 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
     """
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if source is None and nodes is None and camera_names(cfg):
+        source, nodes = build_site(cfg)
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph) if nodes is None else nodes
     board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
@@ -136,6 +173,8 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
         with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):
             runtime.run()
     finally:
+        if isinstance(source, CameraMux):  # each camera's store tables, published at its close, into the site's
+            merge_camera_tables(out, source.cameras)
         write_json_atomic(out / "run.json", {
             **runtime.stats.to_dict(),
             "started": started,
@@ -145,6 +184,7 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
             "start_time_source": time_source,
             "timezone": cfg.timezone,
             **({"clock_epoch": source.epoch} if isinstance(source, LiveSource) else {}),  # live timestamps + this = time
+            **({"clock_epochs": source.epochs} if isinstance(source, CameraMux) else {}),
             **(extra or {}),
         })
     return runtime.stats

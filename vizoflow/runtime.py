@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
@@ -26,6 +26,38 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+class PerCamera:
+    """A graph entry with one node per camera (its tracker, rules, segmenter ...).
+
+    The runtime hands each node only its own camera's frames (``frame.camera``), and a
+    node that raises fails only its camera: see :meth:`Runtime._per_camera`.
+
+    Args:
+        instances: Camera name -> that camera's node.
+    """
+
+    def __init__(self, instances: Mapping[str, Node]) -> None:
+        self.instances = dict(instances)
+
+    def status(self) -> dict[str, float]:
+        """The instances' numbers summed (the status board also reads them per camera)."""
+        total: dict[str, float] = {}
+        for node in self.instances.values():
+            if callable(getattr(node, "status", None)):
+                for key, value in node.status().items():
+                    total[key] = total.get(key, 0.0) + float(value)
+        return total
+
+
+def _nodes_of(node: Any, camera: str | None = None) -> list[Any]:
+    """The node itself, or the instances of a :class:`PerCamera` (only ``camera``'s when given)."""
+    if not isinstance(node, PerCamera):
+        return [node]
+    if camera is None:
+        return list(node.instances.values())
+    return [node.instances[camera]] if camera in node.instances else []
+
+
 @dataclass
 class RunStats:
     """What a run did, for ``run.json`` and the final summary."""
@@ -35,6 +67,7 @@ class RunStats:
     seconds: float = 0.0
     node_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)  # several cameras: frames, status, error
 
     @property
     def fps(self) -> float:
@@ -60,6 +93,7 @@ class RunStats:
             "fps": round(self.fps, 2),
             "nodes": self.node_table(),
             "error": self.error,
+            **({"cameras": self.cameras} if self.cameras else {}),
         }
 
 
@@ -79,7 +113,10 @@ class Runtime:
 
     Nodes that define ``process_batch(frames) -> frames`` receive ``batch_size``
     consecutive frames at once (the detector uses it); others get them one by one,
-    in order. Every node's ``finish(frame)`` and ``close()`` run at the end, also
+    in order. A source with ``rounds()`` (several cameras, :class:`~vizoflow.mux.CameraMux`)
+    hands over its own batches instead, a frame or a few of each camera; shared nodes
+    (the detector) see the whole round, :class:`PerCamera` entries only their camera's
+    frames, and a camera whose node fails is ended and dropped while the others go on. Every node's ``finish(frame)`` and ``close()`` run at the end, also
     after a stop, an error or Ctrl-C, so events already seen are ended and sinks
     flush what they have. ``end_of_stream()`` runs only when the source yielded its
     last frame, so a node that stores a *whole* video (the track cache) never
@@ -104,7 +141,9 @@ class Runtime:
         self.on_batch = on_batch
         self.stats = RunStats(node_seconds={name: 0.0 for name, _ in self.nodes})
         self._stop = threading.Event()
-        self._last: Frame | None = None
+        self._last: dict[str, Frame] = {}  # camera ("" with one) -> its last frame
+        self._failed: set[str] = set()
+        self._closed: set[int] = set()  # ids of nodes closed already (a failed camera's, early)
 
     def stop(self) -> None:
         """Ask the run to finish after the current batch (safe from a signal handler).
@@ -124,16 +163,18 @@ class Runtime:
         """
         started = time.perf_counter()
         bar = tqdm(total=getattr(self.source, "total_frames", None), unit="frame", disable=not self.progress, dynamic_ncols=True)
+        rounds = getattr(self.source, "rounds", None)
         try:
-            for batch in _batches(self.source, self.batch_size):
-                self._process(batch)
-                self.stats.frames += len(batch)
+            for batch in (rounds() if callable(rounds) else _batches(self.source, self.batch_size)):
+                batch = self._process(batch)
+                self._count(batch)
                 bar.update(len(batch))
-                if self.on_batch is not None:
+                if self.on_batch is not None and batch:
                     self.on_batch(batch)
                 if self._stop.is_set():
                     break
             self.stats.status = "stopped" if self._stop.is_set() else "ok"
+            self._note_cameras()
         except KeyboardInterrupt:
             self.stats.status = "interrupted"
             raise
@@ -150,66 +191,140 @@ class Runtime:
             self._close_all()
         return self.stats
 
-    def _process(self, batch: list[Frame]) -> None:
+    def _note_cameras(self) -> None:
+        """Cameras whose source failed go into the statistics; a run where every camera failed failed."""
+        cameras_status = getattr(self.source, "cameras_status", None)
+        if not callable(cameras_status):
+            return
+        for camera, values in cameras_status().items():
+            row = self.stats.cameras.setdefault(camera, {"frames": 0, "status": "ok", "error": None})
+            if values.get("state") == "failed" and row["status"] != "failed":
+                row.update(status="failed", error=values.get("error"))
+        rows = self.stats.cameras
+        if rows and all(row["status"] == "failed" for row in rows.values()):
+            self.stats.status = "failed"
+            self.stats.error = "every camera failed: " + "; ".join(f"{c}: {r['error']}" for c, r in rows.items())
+
+    def _count(self, batch: list[Frame]) -> None:
+        self.stats.frames += len(batch)
+        for frame in batch:
+            if frame.camera:
+                row = self.stats.cameras.setdefault(frame.camera, {"frames": 0, "status": "ok", "error": None})
+                row["frames"] += 1
+
+    def _process(self, batch: list[Frame]) -> list[Frame]:
         clock = time.perf_counter
         seconds = self.stats.node_seconds
         for name, node in self.nodes:
+            if not batch:
+                break
             t0 = clock()
-            try:
-                if hasattr(node, "process_batch"):
-                    batch = node.process_batch(batch)
-                else:
-                    batch = [node.process(frame) for frame in batch]
-            except VizoflowError:
-                raise
-            except Exception as exc:
-                raise NodeError(name, batch[0].index, exc) from exc
+            if isinstance(node, PerCamera):
+                batch = self._per_camera(name, node, batch)
+            else:
+                try:
+                    if hasattr(node, "process_batch"):
+                        batch = node.process_batch(batch)
+                    else:
+                        batch = [node.process(frame) for frame in batch]
+                except VizoflowError:
+                    raise
+                except Exception as exc:
+                    raise NodeError(name, batch[0].index, exc) from exc
             seconds[name] += clock() - t0
-        self._last = batch[-1]
+        for frame in batch:
+            self._last[frame.camera] = frame
+        return batch
+
+    def _per_camera(self, name: str, node: PerCamera, batch: list[Frame]) -> list[Frame]:
+        """Each camera's frames through that camera's node; a camera whose node raises is failed."""
+        by_camera: dict[str, list[Frame]] = {}
+        for frame in batch:
+            by_camera.setdefault(frame.camera, []).append(frame)
+        out: list[Frame] = []
+        for camera, frames in by_camera.items():
+            if camera in self._failed:
+                continue
+            own = node.instances[camera]
+            try:
+                out += own.process_batch(frames) if hasattr(own, "process_batch") else [own.process(f) for f in frames]
+            except Exception as exc:  # noqa: BLE001 - one camera's failure must not stop the others
+                error = exc if isinstance(exc, VizoflowError) else NodeError(name, frames[0].index, exc)
+                self._fail_camera(camera, str(error))
+        return out
+
+    def _fail_camera(self, camera: str, error: str) -> None:
+        """End a camera after its node failed: stop reading it, end its open events, close its nodes."""
+        log.error("camera %s failed: %s; the other cameras go on", camera, error)
+        self._failed.add(camera)
+        self.stats.cameras.setdefault(camera, {"frames": 0})
+        self.stats.cameras[camera].update(status="failed", error=error)
+        fail = getattr(self.source, "fail", None)
+        if callable(fail):
+            fail(camera, error)
+        if camera in self._last:
+            self._finish_camera(camera, self._last[camera])
+        for name, node in self.nodes:
+            if isinstance(node, PerCamera):
+                self._close_one(name, node.instances.get(camera))
 
     def _finish_all(self) -> None:
         """No more frames: let nodes with ``finish(frame)`` end open events, and sinks see them.
 
-        The frame passed along is an empty copy of the last frame seen (its clock and
-        video), so events ended here carry real times. Runs after a stop or an error
-        too: events already started were really observed, so they are closed, not
-        lost. Whether the source reached its end is told apart by ``end_of_stream()``.
+        Per camera, the frame passed along is an empty copy of that camera's last frame
+        (its clock and video), so events ended here carry real times. Runs after a
+        stop or an error too: events already started were really observed, so they are
+        closed, not lost. Whether the source reached its end is told apart by
+        ``end_of_stream()``.
         """
-        if self._last is None:
-            return
-        frame = Frame(video=self._last.video, index=self._last.index, timestamp=self._last.timestamp,
-                      image=self._last.image, epoch=self._last.epoch)
+        for camera, last in list(self._last.items()):
+            if camera not in self._failed:
+                self._finish_camera(camera, last)
+
+    def _finish_camera(self, camera: str, last: Frame) -> None:
+        frame = Frame(video=last.video, index=last.index, timestamp=last.timestamp,
+                      image=last.image, epoch=last.epoch, camera=last.camera)
         for name, node in self.nodes:
-            finish = getattr(node, "finish", None)
-            if finish is None:
-                continue
-            try:
-                frame = finish(frame)
-            except Exception as exc:  # noqa: BLE001 - keep finishing the others
-                log.error("node '%s' failed to finish: %s", name, exc)
+            for own in _nodes_of(node, camera or None):
+                finish = getattr(own, "finish", None)
+                if finish is None:
+                    continue
+                try:
+                    frame = finish(frame)
+                except Exception as exc:  # noqa: BLE001 - keep finishing the others
+                    log.error("node '%s' failed to finish: %s", name, exc)
 
     def _end_of_stream_all(self) -> None:
         """Tell nodes with ``end_of_stream()`` that the source yielded its last frame."""
         for name, node in self.nodes:
-            end_of_stream = getattr(node, "end_of_stream", None)
-            if end_of_stream is None:
-                continue
-            try:
-                end_of_stream()
-            except Exception as exc:  # noqa: BLE001 - a node that cannot complete must not stop the others
-                log.error("node '%s' failed at the end of the stream: %s", name, exc)
+            for own in _nodes_of(node):
+                end_of_stream = getattr(own, "end_of_stream", None)
+                if end_of_stream is None:
+                    continue
+                try:
+                    end_of_stream()
+                except Exception as exc:  # noqa: BLE001 - a node that cannot complete must not stop the others
+                    log.error("node '%s' failed at the end of the stream: %s", name, exc)
+
+    def _close_one(self, name: str, node: Any) -> BaseException | None:
+        """Close ``node`` once; the failure, if any."""
+        close = getattr(node, "close", None)
+        if close is None or id(node) in self._closed:
+            return None
+        self._closed.add(id(node))
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - keep closing the others
+            log.error("node '%s' failed to close: %s", name, exc)
+            return NodeError(name, -1, exc)
+        return None
 
     def _close_all(self) -> None:
         """Close every node, then the source; re-raise the first failure after all closed."""
         first: BaseException | None = None
         for name, node in [*self.nodes, ("source", self.source)]:
-            close = getattr(node, "close", None)
-            if close is None:
-                continue
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001 - keep closing the others
-                first = first or NodeError(name, -1, exc)
+            for own in _nodes_of(node):
+                first = first or self._close_one(name, own)
         if first is not None and self.stats.status in ("ok", "stopped"):
             self.stats.status = "failed"
             self.stats.error = str(first)

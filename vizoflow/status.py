@@ -20,6 +20,11 @@ Health tells the failure modes apart, because the fixes differ:
   ``status()`` raised, so its numbers are missing (not counted as 0). Logged at WARNING
   once per streak of failures, and again at INFO when it works again.
 
+With several cameras (a :class:`~vizoflow.mux.CameraMux` source) each camera is judged
+on its own: ``camera 'checkout' stalled`` or ``camera 'checkout' failed: ...`` names it,
+the status line gets a part per camera, and ``/metrics`` has ``vizoflow_camera_*``
+gauges labelled ``camera="<name>"``.
+
 All times here are on a monotonic clock, so a wall-clock step (NTP) neither fakes a
 stall nor hides one.
 """
@@ -75,6 +80,7 @@ class StatusBoard:
         self.window = window
         self._camera: deque[tuple[float, float, float]] = deque()  # (time, received, dropped), last `window` s
         self._failed: dict[str, str] = {}  # node name -> error of its status(), while it keeps failing
+        self._processed: dict[str, int] = {}  # camera -> frames processed (several cameras)
 
     def on_batch(self, batch: list[Frame]) -> None:
         """Called by the frame loop after each batch."""
@@ -84,6 +90,9 @@ class StatusBoard:
         with self._lock:
             self._frames += len(batch)
             self._tracks = len(batch[-1].detections)
+            for frame in batch:
+                if frame.camera:
+                    self._processed[frame.camera] = self._processed.get(frame.camera, 0) + 1
             self._last_processed = now
             if values is not None:
                 self._node_values, self._refreshed = values, now
@@ -119,6 +128,16 @@ class StatusBoard:
             was = self._failed.pop(name, None)
         if was is not None:
             log.info("status of node '%s' works again", name)
+
+    def cameras(self) -> dict[str, dict[str, Any]]:
+        """Per camera of a several-camera source: its numbers, ``frames_processed``, ``state`` and ``error``."""
+        cameras_status = getattr(self.source, "cameras_status", None)
+        if not callable(cameras_status):
+            return {}
+        with self._lock:
+            processed = dict(self._processed)
+        return {name: {**values, "frames_processed": float(processed.get(name, 0))}
+                for name, values in cameras_status().items()}
 
     def status_failures(self) -> dict[str, str]:
         """Nodes whose ``status()`` fails now: name -> error."""
@@ -169,6 +188,14 @@ class StatusBoard:
         elif v["seconds_since_processed"] > self.stall_seconds:
             healthy = False
             problems.append(f"pipeline stuck: no frame processed for {v['seconds_since_processed']:.0f} s")
+        for name, row in self.cameras().items():
+            if row.get("state") == "failed":
+                healthy = False
+                problems.append(f"camera '{name}' failed: {row.get('error')}")
+            elif row.get("seconds_since_frame", 0.0) > self.stall_seconds:
+                healthy = False
+                problems.append(f"camera '{name}' stalled: no frame for {row['seconds_since_frame']:.0f} s"
+                                f" ({row.get('reconnects', 0):.0f} reconnects)")
         if v.get("disk_low", 0.0) > 0:
             healthy = False
             problems.append(f"disk low: not writing clips ({v.get('disk_free_mb', 0):.0f} MB free)")
@@ -184,12 +211,29 @@ class StatusBoard:
         return healthy, problems
 
 
-def status_line(now: Values, before: Values | None, seconds: float, problems: list[str]) -> str:
-    """One line: rates over the last interval, counters, and what is wrong."""
+def _rate(now: dict[str, Any], before: dict[str, Any] | None, seconds: float, key: str) -> float:
+    if before is None or seconds <= 0:
+        return 0.0
+    return (now.get(key, 0.0) - before.get(key, 0.0)) / seconds
+
+
+def camera_parts(now: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]] | None, seconds: float) -> str:
+    """``name: in x fps, processed y fps, dropped n, reconnects k[, state]`` per camera."""
+    parts = []
+    for name, row in now.items():
+        old = (before or {}).get(name)
+        part = (f"{name}: in {_rate(row, old, seconds, 'frames_received'):.1f} fps, "
+                f"processed {_rate(row, old, seconds, 'frames_processed'):.1f} fps, "
+                f"dropped {row.get('frames_dropped', 0):.0f}, reconnects {row.get('reconnects', 0):.0f}")
+        parts.append(part + (f", {row['state'].upper()}" if row.get("state") not in (None, "streaming") else ""))
+    return "; ".join(parts)
+
+
+def status_line(now: Values, before: Values | None, seconds: float, problems: list[str],
+                cameras: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]] | None] | None = None) -> str:
+    """One line: rates over the last interval, counters, each camera's part (several), and what is wrong."""
     def rate(key: str) -> float:
-        if before is None or seconds <= 0:
-            return 0.0
-        return (now.get(key, 0.0) - before.get(key, 0.0)) / seconds
+        return _rate(now, before, seconds, key)
 
     parts = [f"in {rate('frames_received'):.1f} fps" if "frames_received" in now else None,
              f"processed {rate('frames_processed'):.1f} fps",
@@ -199,6 +243,8 @@ def status_line(now: Values, before: Values | None, seconds: float, problems: li
              f"outbox pending {now.get('evidence_pending', 0):.0f}" if "evidence_pending" in now else None,
              f"reconnects {now.get('reconnects', 0):.0f}" if "reconnects" in now else None]
     line = "status: " + ", ".join(p for p in parts if p)
+    if cameras and cameras[0]:
+        line += " | " + camera_parts(cameras[0], cameras[1], seconds)
     return line + (" | " + "; ".join(problems).upper() if problems else "")
 
 
@@ -250,14 +296,14 @@ class StatusReporter:
             thread.join(timeout=5)
 
     def _log_loop(self) -> None:
-        before, then = None, time.monotonic()
+        before, cameras_before, then = None, None, time.monotonic()
         while not self._stop.wait(self.interval):
             now_t = time.monotonic()
-            values = self.board.snapshot()
+            values, cameras = self.board.snapshot(), self.board.cameras()
             healthy, problems = self.board.health(values)
-            line = status_line(values, before, now_t - then, problems)
+            line = status_line(values, before, now_t - then, problems, (cameras, cameras_before))
             (log.info if healthy and not problems else log.warning)("%s", line)
-            before, then = values, now_t
+            before, cameras_before, then = values, cameras, now_t
 
 
 def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
@@ -271,6 +317,15 @@ def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
             yield GaugeMetricFamily("vizoflow_healthy", "1 when camera, pipeline and disk are fine", value=healthy)
             for key, value in sorted(values.items()):
                 yield GaugeMetricFamily(f"vizoflow_{key}", key.replace("_", " "), value=value)
+            cameras = board.cameras()
+            keys = sorted({k for row in cameras.values() for k, v in row.items() if isinstance(v, (int, float))})
+            for key in keys:
+                family = GaugeMetricFamily(f"vizoflow_camera_{key}", f"{key.replace('_', ' ')}, per camera",
+                                           labels=["camera"])
+                for name, row in cameras.items():
+                    if isinstance(row.get(key), (int, float)):
+                        family.add_metric([name], float(row[key]))
+                yield family
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BoardCollector())

@@ -39,7 +39,7 @@ def incident_id_for(item: Item, clock: SiteClock | None = None) -> str:
     return f"incident_{(clock or SiteClock()).stamp(when.timestamp())}_{item.id}"
 
 
-def incident_payload(item: Item, site: str, camera: str, timezone: str = "UTC") -> dict[str, Any]:
+def incident_payload(item: Item, site: str, camera: str | None, timezone: str = "UTC") -> dict[str, Any]:
     """The incident JSON sent to the incident API (documented in README)."""
     event = item.event
     evidence = VideoEvidence(segment_filename=Path(item.segment_path).name,
@@ -50,7 +50,7 @@ def incident_payload(item: Item, site: str, camera: str, timezone: str = "UTC") 
     payload: dict[str, Any] = {
         "incident_id": item.incident_id,
         "site": site,
-        "camera": camera,
+        "camera": camera or event["camera"],  # a site's shared courier: the event's own camera
         "video": event["camera"],
         "event_type": event["kind"],
         "event_id": event["event_id"],
@@ -88,14 +88,14 @@ class Courier:
         store: Uploader, or :class:`LocalStore` when there is no upload URL.
         reporter: Incident reporter.
         site: Site name in incident payloads.
-        camera: Camera name in incident payloads.
+        camera: Camera name in incident payloads (None: each event's own camera, for a site's shared courier).
         clock: The site's clock: incident ids are dated in its local time.
         retry_base: First delay before an item that failed all its attempts is tried again.
         retry_cap: Longest such delay (an API down for an hour is tried every ``retry_cap``).
     """
 
     def __init__(self, outbox: Outbox, store: Uploader | LocalStore, reporter: IncidentReporter, site: str,
-                 camera: str, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
+                 camera: str | None, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
         self.outbox, self.store, self.reporter, self.site, self.camera = outbox, store, reporter, site, camera
         self.clock = clock or SiteClock()
         self.retry_base, self.retry_cap = retry_base, retry_cap
@@ -161,7 +161,7 @@ class Courier:
         return 0
 
 
-def build_courier(outbox: Outbox, site: str, camera: str, upload_url: str | None, incident_url: str | None,
+def build_courier(outbox: Outbox, site: str, camera: str | None, upload_url: str | None, incident_url: str | None,
                   video_url_template: str, local_dir: Path, attempts: int = 3, backoff: float = 1.0,
                   timeout_base: float = 10.0, timeout_per_mb: float = 5.0, clock: SiteClock | None = None) -> Courier:
     """A courier for the configured endpoints (local evidence where a URL is missing)."""
@@ -179,7 +179,7 @@ class EvidenceDelivery:
     Args:
         outbox_path: SQLite outbox shared with the segmenter.
         site: Site name for incident payloads.
-        camera: Camera name for incident payloads.
+        camera: Camera name for incident payloads (None: each event's own, several cameras).
         upload_url: Upload endpoint; None keeps clips local (``file://`` URLs).
         incident_url: Incident endpoint; None writes ``incidents.jsonl`` beside the outbox.
         video_url_template: Public URL of an uploaded file, with ``{filename}``.
@@ -193,7 +193,7 @@ class EvidenceDelivery:
 
     needs_video = True  # delivers clips: left out when replaying the track cache
 
-    def __init__(self, outbox_path: str, site: str = "default", camera: str = "cam0", upload_url: str | None = None,
+    def __init__(self, outbox_path: str, site: str = "default", camera: str | None = "cam0", upload_url: str | None = None,
                  incident_url: str | None = None, video_url_template: str = "{filename}", poll_seconds: float = 1.0,
                  drain_seconds: float = 30.0, attempts: int = 3, backoff: float = 1.0, timeout_base: float = 10.0,
                  timeout_per_mb: float = 5.0, retention: dict[str, float | None] | None = None,

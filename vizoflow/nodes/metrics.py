@@ -237,10 +237,21 @@ class MetricsCollector:
             self._doc(day)[section][name].append(entry)
             self._save_day(day)
 
-    def set_sections(self, day: str, sections: dict[str, Any]) -> None:
-        """Replace store-figure sections (``footfall_metrics`` ...) of a day's file, and save it."""
+    def set_sections(self, day: str, sections: dict[str, Any], camera: str = "") -> None:
+        """Replace store-figure sections (``footfall_metrics`` ...) of a day's file, and save it.
+
+        With several cameras each section holds one entry per camera,
+        ``{"cameras": {camera: section}}``, and a camera replaces only its own.
+        """
         with self._lock:
-            self._doc(day).update(sections)
+            doc = self._doc(day)
+            if not camera:
+                doc.update(sections)
+            for key, value in sections.items() if camera else ():
+                holder = doc.get(key)
+                if not isinstance(holder, dict) or set(holder) != {"cameras"}:
+                    holder = doc[key] = {"cameras": {}}
+                holder["cameras"][camera] = value
             self._save_day(day)
 
     def add_interaction_time(self, event: Event) -> None:
@@ -525,7 +536,7 @@ class MetricsSink:
             if event.phase == "end":
                 self.collector.add_event(event)
         for day, sections in frame.figures.items():
-            self.collector.set_sections(day, sections)
+            self.collector.set_sections(day, sections, frame.camera)
         if time.monotonic() >= self._next_link:
             self._next_link = time.monotonic() + self.link_seconds
             self.collector.retry()  # a write that failed (disk full) is tried again

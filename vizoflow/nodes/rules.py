@@ -132,8 +132,9 @@ class EpisodeTracker:
         elif self.kind == "unattended":
             details = {"waiting_time": round(ep.last - ep.first, 3)}
         ids = ep.start_obs.ids if self.kind != "queue" else tuple(sorted(ep.seen))
-        return Event(kind=self.kind, phase=phase, event_id=f"{self.kind}-{stamp}-{name}",  # type: ignore[arg-type]
-                     camera=frame.video, track_ids=ids, boxes=ep.start_obs.boxes,
+        camera = f"{frame.camera}-" if frame.camera else ""  # several cameras: ids name theirs
+        return Event(kind=self.kind, phase=phase, event_id=f"{self.kind}-{camera}{stamp}-{name}",  # type: ignore[arg-type]
+                     camera=frame.camera or frame.video, track_ids=ids, boxes=ep.start_obs.boxes,
                      confidence=ep.conf_sum / max(ep.conf_n, 1), started_at=ep.first,
                      duration=ep.last - ep.first, epoch=frame.epoch, details=details)
 

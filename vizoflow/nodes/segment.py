@@ -129,6 +129,7 @@ class VideoSegmenter:
         self._ring: deque[tuple[float, bytes]] = deque()
         self._clips: dict[str, _Clip] = {}
         self._video: str | None = None
+        self._camera = ""
         self._epoch = 0.0
         self._error: BaseException | None = None
         self.min_free_mb = min_free_mb
@@ -146,6 +147,7 @@ class VideoSegmenter:
         """Hand the frame and its events to the worker (blocks only if it is far behind)."""
         if self._error is not None:
             raise RuntimeError(f"segment writer failed: {self._error}") from self._error
+        self._camera = frame.camera  # several cameras share evidence.dir: clip names carry the camera
         self._queue.put(("frame", frame.video, frame.timestamp, frame.epoch, frame.image))
         for event in frame.events:
             self._queue.put(("event", event))
@@ -271,7 +273,8 @@ class VideoSegmenter:
         stamp = self.clock.stamp(self._epoch + first)  # local wall time: the counter orders the repeated DST hour
         kind = event.kind if event is not None else "time"
         suffix = "start" if part == 1 else f"part{part}"
-        path = self.directory / f"segment_{self._counter:06d}_{stamp}_{kind}_{suffix}.mp4"
+        camera = f"{self._camera}_" if self._camera else ""
+        path = self.directory / f"segment_{self._counter:06d}_{camera}{stamp}_{kind}_{suffix}.mp4"
         clip = self._clips[key] = _Clip(H264Writer(path, fps=self.fps), event, part, first)
         if image is not None:
             self._write(clip, image_t, image)  # type: ignore[arg-type]

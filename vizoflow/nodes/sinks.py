@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from vizoflow.frame import Frame
 
 TRACKS_SCHEMA = pa.schema([
+    ("camera", pa.string()),
     ("video", pa.string()),
     ("frame", pa.int64()),
     ("timestamp", pa.float64()),
@@ -91,15 +92,17 @@ def track_columns(frame: Frame, missing_confidence: float = float("nan")) -> dic
 class TracksSink:
     """Write every tracked box to ``tracks.parquet``.
 
-    Columns: ``video, frame, timestamp, track_id, x1, y1, x2, y2, confidence``; ``frame``
-    is the 0-based index in its video, boxes are in that video's pixels.
+    Columns: ``camera, video, frame, timestamp, track_id, x1, y1, x2, y2, confidence``;
+    ``frame`` is the 0-based index in its video, boxes are in that video's pixels.
 
     Args:
         path: Output file.
+        camera: Camera name of a one-camera run; with several cameras each frame names its own.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, camera: str | None = None) -> None:
         self._table = ParquetTableWriter(path, TRACKS_SCHEMA)
+        self.camera = camera
 
     def process(self, frame: Frame) -> Frame:
         """Append this frame's tracked boxes."""
@@ -107,7 +110,8 @@ class TracksSink:
         if det.tracker_id is None or len(det) == 0:
             return frame
         n = len(det)
-        self._table.extend({"video": [frame.video] * n, **track_columns(frame)}, n)
+        camera = frame.camera or self.camera or frame.video
+        self._table.extend({"camera": [camera] * n, "video": [frame.video] * n, **track_columns(frame)}, n)
         return frame
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ from vizoflow.nodes.sinks import ParquetTableWriter
 from vizoflow.zones import Zones
 
 log = logging.getLogger(__name__)
+STORE_TABLES = ("footfall", "occupancy", "dwell", "service", "heatmap")  # <name>.parquet, each with `camera`
 
 
 def _schemas(tz: str) -> dict[str, pa.Schema]:
