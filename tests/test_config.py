@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 from tests.conftest import ROOT, clip, run_cli
 from vizoflow.cli import CONF_DIR
-from vizoflow.runner import build_source
+from vizoflow.cameras import camera_config, camera_names
+from vizoflow.runner import build_site, build_source
+from vizoflow.runtime import PerCamera
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order
@@ -57,20 +59,31 @@ def test_group_option_composes_and_instantiates(compose_cfg, group, option):
 @pytest.mark.slow  # builds every node, the detector's model included
 @pytest.mark.parametrize("site", SITES)
 def test_site_composes_and_its_whole_graph_builds(compose_cfg, site, monkeypatch, tmp_path):
-    monkeypatch.setenv("STORE42_RTSP_URL", "rtsp://127.0.0.1:9/cam")  # not opened until iterated
+    for camera in ("ENTRANCE", "CHECKOUT"):
+        monkeypatch.setenv(f"STORE42_{camera}_URL", "rtsp://127.0.0.1:9/cam")  # not opened until iterated
     cfg = compose_cfg(f"+site={site}", f"evidence.dir={tmp_path}/segments")
-    source = build_source(cfg)
-    nodes = build_nodes(cfg.graph)
+    declared = yaml.safe_load((CONF_DIR / "site" / f"{site}.yaml").read_text())
+    several = bool(camera_names(cfg))
+    source, nodes = build_site(cfg) if several else (build_source(cfg), build_nodes(cfg.graph))
     try:
-        assert isinstance(source, get_class(cfg.source._target_))
         assert [name for name, _ in nodes] == topological_order(cfg.graph)
         assert [name for name, _ in nodes][:2] == ["detect", "track"]
-        for name, node in nodes:  # each node is what the site's graph entry names
-            assert isinstance(node, get_class(cfg.graph[name].node._target_)), name
-        assert set(cfg.zones) == set(yaml.safe_load((CONF_DIR / "site" / f"{site}.yaml").read_text()).get("zones") or {})
+        for name, node in nodes:  # each node is what the site's graph entry names, per camera unless shared
+            per_camera = node.instances.values() if isinstance(node, PerCamera) else [node]
+            assert isinstance(node, PerCamera) == (several and not cfg.graph[name].get("shared", False)), name
+            for own in per_camera:
+                assert isinstance(own, get_class(cfg.graph[name].node._target_)), name
+        if several:
+            assert set(source.cameras) == set(declared["cameras"])
+            for camera in source.cameras:
+                assert set(camera_config(cfg, camera).zones) == set(declared["cameras"][camera]["zones"])
+        else:
+            assert isinstance(source, get_class(cfg.source._target_))
+            assert set(cfg.zones) == set(declared.get("zones") or {})
     finally:
         for _, node in nodes:
-            getattr(node, "close", lambda: None)()
+            for own in (node.instances.values() if isinstance(node, PerCamera) else [node]):
+                getattr(own, "close", lambda: None)()
         source.close()
 
 
@@ -119,7 +132,9 @@ def test_every_shipped_site_and_experiment_sets_only_known_keys(group, option, m
     ("site", "detector: {conff: 0.3}", "detector.conff", "did you mean 'detector.conf'?"),
     ("site", "graph: {count: {node: {_target_: tests.custom_nodes.PeopleCounter}, inptus: [track]}}",
      "graph.count.inptus", "did you mean 'graph.count.inputs'?"),
-    ("site", "cameras: {door: {url: rtsp://x}}", "cameras", "did you mean 'camera'?"),
+    ("site", "cameras: {door: {url: rtsp://x}}", "cameras.door.url", "known keys at 'cameras.door': calibration"),
+    ("site", "cameras: {door: {rules: {queue: {min_peple: 2}}}}", "cameras.door.rules.queue.min_peple",
+     "did you mean 'cameras.door.rules.queue.min_people'?"),
     ("site", "tenant: acme", "tenant", "known keys at the top level: batch, calibration, camera"),
     ("experiment", "eval: {label: data/labels/shared.csv}", "eval.label", "did you mean 'eval.labels'?"),
 ])

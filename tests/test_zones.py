@@ -95,13 +95,17 @@ def test_every_site_records_the_frame_size_its_zones_were_drawn_on(site, compose
     from tests.conftest import ROOT
     from vizoflow.video import probe
 
+    from vizoflow.cameras import camera_config, camera_names
+
     cfg = compose_cfg(f"+site={site}")
-    size = OmegaConf.to_container(cfg.frame_size)
-    zones = Zones(OmegaConf.to_container(cfg.zones, resolve=True), drawn_size=size)
-    zones.check_inside(tuple(size))  # the zones lie inside the frame they were drawn on
-    if "path" in cfg.source:  # recorded footage: the recorded size is the drawn one
-        info = probe((ROOT / cfg.source.path).resolve())
-        assert [info.width, info.height] == size
+    configs = [camera_config(cfg, name) for name in camera_names(cfg)] or [cfg]  # store42: each camera's own
+    for camera in configs:
+        size = OmegaConf.to_container(camera.frame_size)
+        zones = Zones(OmegaConf.to_container(camera.zones, resolve=True), drawn_size=size)
+        zones.check_inside(tuple(size))  # the zones lie inside the frame they were drawn on
+        if "path" in camera.source:  # recorded footage: the recorded size is the drawn one
+            info = probe((ROOT / camera.source.path).resolve())
+            assert [info.width, info.height] == size
 
 
 def test_a_refused_size_stays_refused_and_an_unchanged_size_is_free():

@@ -126,20 +126,24 @@ def build_site(cfg: DictConfig) -> tuple[CameraMux, list[tuple[str, Any]]]:
     configs = {name: camera_config(cfg, name) for name in names}
     order = topological_order(cfg.graph)
     shared = shared_entries(cfg.graph)
-    for name, camera in configs.items():
-        check_required(camera.source, f"cameras.{name}.source.")
-    built = dict(build_nodes(site_config(cfg).graph, only=shared))
-    own = {name: dict(build_nodes(camera.graph, only=set(order) - shared)) for name, camera in configs.items()}
-    nodes = [(entry, built[entry] if entry in shared else PerCamera({c: own[c][entry] for c in names}))
-             for entry in order]
-    sources = {}
+    sources: dict[str, Any] = {}
+    built: list[Any] = []
     try:
-        for name, camera in configs.items():
+        for name, camera in configs.items():  # cheap (a camera connects when read), and names a missing URL
+            check_required(camera.source, f"cameras.{name}.source.")
             sources[name] = build_source(camera)
+        shared_nodes = dict(build_nodes(site_config(cfg).graph, only=shared))
+        built += shared_nodes.values()
+        own = {}
+        for name, camera in configs.items():
+            own[name] = dict(build_nodes(camera.graph, only=set(order) - shared))
+            built += own[name].values()
     except BaseException:
-        for source in sources.values():
-            source.close()
+        for thing in [*built, *sources.values()]:
+            getattr(thing, "close", lambda: None)()
         raise
+    nodes = [(entry, shared_nodes[entry] if entry in shared else PerCamera({c: own[c][entry] for c in names}))
+             for entry in order]
     return CameraMux(sources, per_camera=cfg.runtime.batch_size), nodes
 
 

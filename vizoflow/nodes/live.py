@@ -79,7 +79,7 @@ class LiveSource:
         if policy not in ("latest", "all"):
             raise ConfigError(f"source.policy must be 'latest' or 'all', got {policy!r}")
         if not url:
-            raise ConfigError("source.url is empty: set the camera URL (e.g. STORE42_RTSP_URL)")
+            raise ConfigError("source.url is empty: set the camera URL (e.g. STORE42_ENTRANCE_URL)")
         self.url, self.name, self.policy = url, name, policy
         self.stall_seconds, self.backoff_initial, self.backoff_max = stall_seconds, backoff_initial, backoff_max
         self.transport = transport
