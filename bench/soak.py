@@ -1,7 +1,7 @@
 """Soak test: the live command on a looping RTSP camera for minutes or hours, unattended.
 
 Serves a shared clip (default intel-one-by-one, 768x432) over RTSP at 10 fps with
-Debian's GStreamer RTSP server on 127.0.0.1, runs ``python -m vizoflow +site=store42``
+Debian's GStreamer RTSP server on 127.0.0.1, runs ``python -m vizoflow +site=store42 ~cameras.checkout`` (its entrance camera)
 against it with the status endpoint on, samples ``/metrics``, ``/health``, the
 process's RSS and the disk used by its outputs every ``--every`` seconds (all samples
 go to ``soak.csv``), prints a summary line every ``--report-minutes``, then stops it
@@ -86,8 +86,8 @@ class Soak:
         self.camera = Camera(write_annexb(FOOTAGE / a.clip / "video.mp4", self.work / "clip.h264"), fps=a.fps)
         self.camera.start()
         self.port = free_port()
-        env = {**os.environ, "STORE42_RTSP_URL": self.camera.url, "YOLO_OFFLINE": "1"}
-        cmd = [sys.executable, "-m", "vizoflow", "+site=store42", f"output_dir={self.out}",
+        env = {**os.environ, "STORE42_ENTRANCE_URL": self.camera.url, "YOLO_OFFLINE": "1"}
+        cmd = [sys.executable, "-m", "vizoflow", "+site=store42", "~cameras.checkout", f"output_dir={self.out}",
                f"evidence.dir={self.work}/segments", "evidence.upload_url=null", "evidence.incident_url=null",
                f"status.port={self.port}", "status.interval=60", f"timezone={a.timezone}", *a.overrides]
         self.console = self.work / "console.txt"

@@ -185,3 +185,32 @@ def test_a_ray_worker_runs_the_detector_and_fills_a_fresh_cache(caviar_batch, tm
     assert recall_at_iou(tracks.drop("video"), gt) >= 0.75  # the people are found (measured 0.82 locally)
     local = pl.read_parquet(root / "first" / "tracks.parquet").filter(pl.col("video") == "tud-campus")
     assert abs(tracks.height - local.height) <= 0.1 * local.height  # what a local run finds, give or take
+
+
+def test_a_several_camera_archive_runs_each_camera_folder_with_its_config_and_merges_with_a_camera_column(
+        caviar_batch, tmp_path):
+    """An archive with a folder per camera; the track cache of the one-camera batch serves it per video."""
+    root, common, _ = caviar_batch
+    archive = tmp_path / "archive"
+    for camera, name in (("front", "caviar-shop-front"), ("campus", "tud-campus")):
+        (archive / camera).mkdir(parents=True)
+        (archive / camera / f"{name}.mp4").symlink_to(root / "archive" / f"{name}.mp4")
+    args = [a for a in common if not a.startswith("source.path=")]
+    done = run_cli(*args, f"source.path={archive}", "+cameras.front.rules.unattended.seconds=60", "+cameras.campus={}",
+                   f"output_dir={tmp_path}/out")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert statuses(out) == {"front/caviar-shop-front": ("ok", True), "campus/tud-campus": ("ok", True)}
+    assert json.loads((out / "front" / "caviar-shop-front" / "run.json").read_text())["status"] == "ok"
+    tracks = pl.read_parquet(out / "tracks.parquet")
+    assert tracks.columns[0] == "camera" and set(tracks["camera"]) == {"front", "campus"}
+    events = pl.read_parquet(out / "events.parquet")
+    single = pl.read_parquet(root / "first" / "events.parquet")
+    for table in ("tracks", "occupancy"):  # the campus folder ran the campus clip with the site's settings
+        mine, one = (pl.read_parquet(run / f"{table}.parquet") for run in (out, root / "first"))
+        campus = mine.filter(pl.col("camera") == "campus").drop("camera", "video")
+        assert campus.height > 0 and campus.equals(one.filter(pl.col("video") == "tud-campus").drop("camera", "video"))
+    # the front camera's own rule (unattended after 60 s) applies to it alone: none in a 12-s clip
+    assert events.filter((pl.col("camera") == "front") & (pl.col("kind") == "unattended")).height == 0
+    assert single.filter((pl.col("video") == "caviar-shop-front") & (pl.col("kind") == "unattended")).height > 0
+    assert set(pl.read_parquet(out / "occupancy.parquet")["camera"]) == {"front", "campus"}

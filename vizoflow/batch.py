@@ -13,6 +13,11 @@
   occupancy, dwell, service, heatmap) of every video are merged into
   ``<output_dir>/`` with a ``video`` column, and events are scored against labels when
   ``eval.labels`` names a CSV (:mod:`vizoflow.evaluate`).
+* A site with several cameras (``cameras:``) is an archive with a folder per camera:
+  ``source.path=/archive`` reads ``/archive/<camera>/`` for every camera that does not
+  name its own ``source.path``; each camera's videos run with that camera's config into
+  ``<output_dir>/<camera>/<video>/``, and the site's tables gain a ``camera`` column
+  (:class:`SiteBatch`). The track cache works per video as with one camera.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import polars as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vizoflow.cameras import camera_config, camera_names
 from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
@@ -135,6 +141,55 @@ class BatchRunner:
         table.write_parquet(self.out / "evaluation.parquet")
         (self.out / "evaluation.json").write_text(json.dumps(table.to_dicts(), indent=1))
         return table
+
+
+class SiteBatch:
+    """Batch over a several-camera archive: one :class:`BatchRunner` per camera, the site's tables merged.
+
+    Args:
+        cfg: The composed config of a site with ``cameras:``.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        if "path" not in cfg.source:
+            raise ConfigError("mode=batch needs recorded video: source=file with source.path (the archive, "
+                              "a folder per camera)")
+        self.out = Path(cfg.output_dir)
+        self.cameras: dict[str, BatchRunner] = {}
+        for name in camera_names(cfg):
+            camera = camera_config(cfg, name)
+            own = (cfg.cameras[name].get("source") or {}).get("path")
+            if own is None:  # the archive's folder of this camera, read with the site's file source
+                camera.source = OmegaConf.merge(site_source(cfg), {"path": str(Path(str(cfg.source.path)) / name)})
+            camera.output_dir = str(self.out / name)
+            camera.camera_dir = "${output_dir}"  # each video has its folder below the camera's already
+            self.cameras[name] = BatchRunner(camera)
+
+    def run(self) -> list[VideoResult]:
+        """Every camera's batch, then the site's tables with a ``camera`` column; results named ``camera/video``."""
+        results = []
+        for name, runner in self.cameras.items():
+            for r in runner.run():
+                r.name = f"{name}/{r.name}"
+                results.append(r)
+        for table in ("tracks", "events", *STORE_TABLES):
+            parts = [pl.read_parquet(p).with_columns(pl.lit(c).alias("camera")) for c in self.cameras
+                     if (p := self.out / c / f"{table}.parquet").exists()]
+            if parts:
+                merged = pl.concat(parts, how="diagonal_relaxed")
+                merged.select("camera", pl.exclude("camera")).write_parquet(self.out / f"{table}.parquet")
+        (self.out / "batch.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+        return results
+
+
+def site_source(cfg: DictConfig) -> DictConfig:
+    """The site's own ``source`` (a file source in batch), without interpolations to the camera."""
+    return OmegaConf.create(OmegaConf.to_container(cfg.source, resolve=True))
+
+
+def batch_runner(cfg: DictConfig) -> BatchRunner | SiteBatch:
+    """The batch of ``cfg``: per camera for a site with several, else over ``source.path``."""
+    return SiteBatch(cfg) if camera_names(cfg) else BatchRunner(cfg)
 
 
 def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> VideoResult:

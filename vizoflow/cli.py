@@ -44,9 +44,9 @@ def app(cfg: DictConfig) -> None:
 
             print(run(cfg), file=sys.stderr)
         elif mode == "batch":
-            from vizoflow.batch import BatchRunner, batch_summary
+            from vizoflow.batch import batch_runner, batch_summary
 
-            runner = BatchRunner(cfg)
+            runner = batch_runner(cfg)
             results = runner.run()
             print(batch_summary(results, runner.out, cfg), file=sys.stderr)
             if any(r.status == "failed" for r in results):
