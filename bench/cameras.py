@@ -1,0 +1,264 @@
+"""How many cameras a machine holds: one process with N cameras vs N single-camera processes.
+
+Serves N loopback RTSP cameras at 10 fps (Debian's GStreamer RTSP server, as in the
+tests), alternating the shared clips intel-one-by-one (768x432, an entrance) and
+ucf-checkout (320x240, crowded checkout lanes), and runs the live pipeline on them
+two ways, side by side in one run:
+
+* **one process**: a site with ``cameras:`` (one shared detector, :mod:`vizoflow.mux`);
+* **separate**: N ``python -m vizoflow`` processes of one camera each (what a user did
+  before sites had cameras).
+
+Each trial warms up, then counts frames received and processed per camera over
+``--seconds`` (from ``/metrics``), the resident memory (summed over processes), and,
+after SIGTERM, the detector's ms/frame from ``run.json``. A trial holds when **every**
+camera processed at least 0.95 of what it received. N grows until neither way holds.
+The detector's bare cost (Ultralytics ``predict`` over decoded frames of the same clips,
+nothing else running) is measured first, for the overhead column.
+
+    python bench/cameras.py [--seconds 120] [--max-cameras 4] [--settings default,fast]
+
+``fast`` is ``tracker=bytetrack`` (README, "Trackers and speed"). Prints one table row
+per trial and a summary per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import rss_mb  # noqa: E402
+from tests.rtsp_camera import Camera, free_port, write_annexb  # noqa: E402
+
+FOOTAGE = ROOT.parent / "shared" / "footage"
+CLIPS = ("intel-one-by-one", "ucf-checkout")
+SETTINGS = {"default": [], "fast": ["tracker=bytetrack"]}
+HOLDS = 0.95
+# The zones of store42's two cameras (conf/site/store42.yaml), by clip.
+GEOMETRY = {
+    "intel-one-by-one": {"frame_size": [768, 432], "zones": {
+        "counter": [[560, 150], [768, 150], [768, 432], [560, 432]],
+        "store": [[0, 230], [560, 230], [560, 432], [0, 432]],
+        "queue": [[330, 250], [560, 250], [560, 432], [330, 432]]}},
+    "ucf-checkout": {"frame_size": [320, 240], "zones": {
+        "counter": [[198, 178], [258, 178], [258, 216], [198, 216]],
+        "store": [[0, 60], [320, 60], [320, 240], [0, 240]],
+        "queue": [[160, 118], [318, 118], [318, 172], [160, 172]]}},
+}
+SITE_COMMON = """\
+# @package _global_
+defaults:
+  - override /source: rtsp
+site_name: {site}
+runtime: {{batch_size: 1, progress: false}}
+status: {{interval: 0}}
+rules:
+  staff: {{zones: [counter], min_seconds: 10.0}}
+  unattended: {{zone: store, seconds: 30.0}}
+  queue: {{zone: queue, min_people: 3, min_seconds: 20.0}}
+store: {{service_zones: [queue]}}
+graph: {{preview: null}}
+"""
+
+
+def camera_metrics(port: int) -> dict[str, dict[str, float]]:
+    """Per camera (``""`` for a one-camera process): its gauges from ``/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found: dict[str, dict[str, float]] = {}
+    for m in re.finditer(r'^vizoflow_camera_(\w+)\{camera="(\w+)"\} (\S+)$', text, re.M):
+        found.setdefault(m.group(2), {})[m.group(1)] = float(m.group(3))
+    if not found:
+        flat = {m.group(1): float(m.group(2)) for m in re.finditer(r"^vizoflow_(\w+) (\S+)$", text, re.M)}
+        found[""] = flat
+    return found
+
+
+def bare_detector_ms(frames_per_clip: int = 60) -> float:
+    """Ultralytics ``predict`` ms/frame over decoded frames of the clips, one image per call, f32 pinned."""
+    import av
+
+    from vizoflow.nodes.detect import YoloDetector
+
+    detector = YoloDetector()
+    images = []
+    for clip in CLIPS:
+        with av.open(str(FOOTAGE / clip / "video.mp4")) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i >= frames_per_clip:
+                    break
+                images.append(frame.to_ndarray(format="bgr24"))
+    for image in images[:5]:
+        detector._model.predict(image, **detector._args)
+    started = time.perf_counter()
+    for image in images:
+        detector._model.predict(image, **detector._args)
+    return 1000 * (time.perf_counter() - started) / len(images)
+
+
+@dataclass
+class Trial:
+    """One way (one process or separate) with N cameras under one setting."""
+
+    setting: str
+    way: str
+    cameras: int
+    ratios: dict[str, float]
+    input_fps: float
+    rss_mb: float
+    detect_ms: float
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.ratios) and min(self.ratios.values()) >= HOLDS
+
+
+class Bench:
+    """Cameras, site files and vizoflow processes of one bench run."""
+
+    def __init__(self, work: Path, seconds: float, warm_up: float) -> None:
+        self.work, self.seconds, self.warm_up = work, seconds, warm_up
+        (work / "conf" / "site").mkdir(parents=True)
+        self.streams = {clip: write_annexb(FOOTAGE / clip / "video.mp4", work / f"{clip}.h264") for clip in CLIPS}
+        self.cameras: list[tuple[str, Camera]] = []
+
+    def camera(self, i: int) -> tuple[str, Camera]:
+        """Camera ``i`` (started on first use), serving the clips in turn."""
+        while len(self.cameras) <= i:
+            clip = CLIPS[len(self.cameras) % len(CLIPS)]
+            cam = Camera(self.streams[clip], fps=10)
+            cam.start()
+            self.cameras.append((clip, cam))
+        return self.cameras[i]
+
+    def _site(self, name: str, cameras: list[int]) -> str:
+        text = SITE_COMMON.format(site=name)
+        if len(cameras) == 1 and name.startswith("one"):
+            clip, cam = self.camera(cameras[0])
+            text += f"camera: cam{cameras[0]}\nsource: {{url: '{cam.url}'}}\n"
+            text += f"frame_size: {GEOMETRY[clip]['frame_size']}\nzones: {json.dumps(GEOMETRY[clip]['zones'])}\n"
+        else:
+            text += "cameras:\n"
+            for i in cameras:
+                clip, cam = self.camera(i)
+                text += (f"  cam{i}: {{source: {{url: '{cam.url}'}}, frame_size: {GEOMETRY[clip]['frame_size']}, "
+                         f"zones: {json.dumps(GEOMETRY[clip]['zones'])}}}\n")
+        (self.work / "conf" / "site" / f"{name}.yaml").write_text(text)
+        return name
+
+    def _start(self, site: str, setting: str, out: Path) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        cmd = [sys.executable, "-m", "vizoflow", "--config-dir", str(self.work / "conf"), f"+site={site}",
+               f"output_dir={out}", f"evidence.dir={out}/segments", "evidence.upload_url=null",
+               "evidence.incident_url=null", f"status.port={port}", *SETTINGS[setting]]
+        log = open(out.parent / f"{out.name}.log", "w")  # noqa: SIM115 - lives as long as the process
+        out.mkdir(parents=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "YOLO_OFFLINE": "1"}, stdout=log,
+                                stderr=subprocess.STDOUT)
+        return proc, port
+
+    def trial(self, setting: str, way: str, n: int) -> Trial:
+        """Start, warm up, measure ``seconds``, stop with SIGTERM, read run.json."""
+        tag = f"{setting}_{way}_{n}"
+        if way == "one process":
+            runs = [(self._site(f"site_{tag}", list(range(n))), self.work / tag / "site")]
+        else:
+            runs = [(self._site(f"one_{tag}_{i}", [i]), self.work / tag / f"cam{i}") for i in range(n)]
+        (self.work / tag).mkdir()
+        procs = [self._start(site, setting, out) for site, out in runs]
+        try:
+            deadline = time.monotonic() + 240
+            while True:  # every process serving metrics and processing
+                try:
+                    if all(all(v.get("frames_processed", 0) > 0 for v in camera_metrics(p).values()) for _, p in procs):
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or any(proc.poll() is not None for proc, _ in procs):
+                    raise SystemExit(f"{tag}: vizoflow did not start; see {self.work / tag}")
+                time.sleep(1)
+            time.sleep(self.warm_up)
+            before = [camera_metrics(p) for _, p in procs]
+            time.sleep(self.seconds)
+            after = [camera_metrics(p) for _, p in procs]
+            rss = sum(rss_mb(proc.pid) for proc, _ in procs)
+        finally:
+            for proc, _ in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc, _ in procs:
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        ratios, received = {}, 0.0
+        for k, (b, a) in enumerate(zip(before, after, strict=True)):
+            for cam in a:
+                got = a[cam]["frames_received"] - b[cam]["frames_received"]
+                done = a[cam]["frames_processed"] - b[cam]["frames_processed"]
+                ratios[cam or f"cam{k}"] = done / got if got else 0.0
+                received += got
+        detect = [json.loads((out / "run.json").read_text())["nodes"]["detect"]["ms_per_frame"] for _, out in runs]
+        return Trial(setting, way, n, ratios, received / self.seconds, rss, sum(detect) / len(detect))
+
+    def close(self) -> None:
+        for _, cam in self.cameras:
+            cam.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="measured time per trial")
+    parser.add_argument("--warm-up", type=float, default=30.0, help="seconds before measuring (models, first burst)")
+    parser.add_argument("--max-cameras", type=int, default=4)
+    parser.add_argument("--settings", default="default,fast")
+    parser.add_argument("--ways", default="one process,separate")
+    args = parser.parse_args()
+    bare = bare_detector_ms()
+    print(f"bare detector loop: {bare:.1f} ms/frame (Ultralytics predict, one image per call, f32)", flush=True)
+    print("| setting | way | cameras | input fps | processed/input (worst camera) | RSS MB | detect ms/frame | "
+          "vs bare | holds |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    best: dict[tuple[str, str], tuple[int, list[Trial]]] = {}
+    with tempfile.TemporaryDirectory(prefix="vizoflow-cameras-") as tmp:
+        bench = Bench(Path(tmp), args.seconds, args.warm_up)
+        try:
+            for setting in args.settings.split(","):
+                for way in args.ways.split(","):
+                    held, trials = 0, []
+                    for n in range(1, args.max_cameras + 1):
+                        t = bench.trial(setting, way, n)
+                        trials.append(t)
+                        print(f"| {setting} | {way} | {n} | {t.input_fps:.1f} | {min(t.ratios.values()):.3f} | "
+                              f"{t.rss_mb:.0f} | {t.detect_ms:.1f} | {t.detect_ms / bare:.2f} | "
+                              f"{'yes' if t.holds else 'no'} |", flush=True)
+                        if not t.holds:
+                            break
+                        held = n
+                    best[(setting, way)] = (held, trials)
+        finally:
+            bench.close()
+    print()
+    for setting in args.settings.split(","):
+        one, sep = (best.get((setting, w), (0, []))[0] for w in ("one process", "separate"))
+        trials = best.get((setting, "one process"), (0, []))[1]
+        added = [b.rss_mb - a.rss_mb for a, b in zip(trials, trials[1:])]
+        print(f"{setting}: one process holds {one} camera(s), separate processes {sep}"
+              + (f" ({one / sep:.2f}x)" if sep else "")
+              + (f"; RSS per added camera {sum(added) / len(added):.0f} MB" if added else ""))
+
+
+if __name__ == "__main__":
+    main()
