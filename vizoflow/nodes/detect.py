@@ -38,7 +38,8 @@ def resolve_model(model: str | None) -> str:
         tried.append(f"$VIZO_MODEL={env} (does not exist)")
     else:
         tried.append("$VIZO_MODEL (not set)")
-    for base in (Path.cwd(), PROJECT_ROOT):
+    checkout = [PROJECT_ROOT] if (PROJECT_ROOT / "pyproject.toml").exists() else []  # not in an installed wheel
+    for base in (Path.cwd(), *checkout):
         candidate = (base / SHARED_MODEL).resolve()
         if candidate.exists():
             return str(candidate)
