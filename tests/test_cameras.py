@@ -44,3 +44,34 @@ def test_a_key_a_camera_cannot_set_is_named_with_the_closest_one(compose_cfg):
     cfg.cameras.till.detector = {"conf": 0.3}  # one detector for the site: not a camera's own
     with pytest.raises(ConfigError, match="a camera sets only: source, zones"):
         camera_config(cfg, "till")
+
+
+@pytest.mark.slow  # the detector over two real clips
+def test_two_recorded_cameras_in_one_run_keep_their_own_zones_and_share_one_metrics_file(compose_cfg, tmp_path):
+    """Zones of one camera never see the other's people: different zone names per camera, checked in the day file."""
+    import json
+
+    import polars as pl
+
+    from tests.conftest import clip
+    from vizoflow.runner import run_pipeline
+
+    cfg = compose_cfg(f"evidence.dir={tmp_path}/segments", "runtime.progress=false", "graph.preview=null",
+                      "tracker=bytetrack", "source.stride=3", "source.path=unused",
+                      f"+cameras.campus.source.path={clip('tud-campus')}",
+                      "+cameras.campus.zones={path: [[0,240],[640,240],[640,480],[0,480]]}",
+                      f"+cameras.shop.source.path={clip('caviar-shop-front')}",
+                      "+cameras.shop.zones={floor: [[0,0],[384,0],[384,288],[0,288]]}")
+    stats = run_pipeline(cfg)
+    assert stats.status == "ok" and {c: r["frames"] > 20 for c, r in stats.cameras.items()} == {"campus": True,
+                                                                                                "shop": True}
+    day = json.loads((tmp_path / "analytics_metrics.json").read_text())
+    zones = {camera: set(section["zones"]) for camera, section in day["occupancy_metrics"]["cameras"].items()}
+    assert zones == {"campus": {"camera", "path"}, "shop": {"camera", "floor"}}
+    assert day["occupancy_metrics"]["cameras"]["campus"]["zones"]["path"]["all"]["max"] >= 1
+    dwell = pl.read_parquet(tmp_path / "dwell.parquet")
+    assert set(dwell.filter(pl.col("camera") == "campus")["zone"]) <= {"path"}
+    assert set(dwell.filter(pl.col("camera") == "shop")["zone"]) <= {"floor"}
+    tracks = pl.read_parquet(tmp_path / "tracks.parquet")
+    assert set(tracks["camera"]) == {"campus", "shop"}
+    assert list((tmp_path / "campus").glob("heatmap_campus_*.png"))  # a camera's own files in its folder
