@@ -39,8 +39,16 @@ class PerCamera:
     def __init__(self, instances: Mapping[str, Node]) -> None:
         self.instances = dict(instances)
 
+    def run_info(self) -> dict[str, str]:
+        """For ``run.json``: what the instances report (the same models and settings on every camera)."""
+        info: dict[str, str] = {}
+        for node in self.instances.values():
+            if callable(getattr(node, "run_info", None)):
+                info.update(node.run_info())
+        return info
+
     def status(self) -> dict[str, float]:
-        """The instances' numbers summed (the status board also reads them per camera)."""
+        """The instances' numbers summed."""
         total: dict[str, float] = {}
         for node in self.instances.values():
             if callable(getattr(node, "status", None)):
