@@ -27,8 +27,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_annexb(video: Path, out: Path) -> Path:
-    """The video's H.264 as a raw Annex-B byte stream, which the server can loop."""
+def write_annexb(video: Path, out: Path, fps: float | None = None) -> Path:
+    """The video's H.264 as a raw Annex-B byte stream, which the server can loop.
+
+    The server paces the stream by the rate written in the H.264 itself, so a clip of
+    another rate than ``fps`` is first re-encoded at ``fps`` (every n-th frame kept): a
+    30 fps clip otherwise arrives at 30 fps whatever the server is told.
+    """
+    if fps is not None:
+        from vizoflow.video import H264Writer, decode, probe
+
+        source_fps = probe(video).fps
+        if abs(source_fps - fps) > 0.5:
+            step = max(1, round(source_fps / fps))
+            resampled = out.with_suffix(f".{fps:g}fps.mp4")
+            writer = H264Writer(resampled, fps=fps, crf=23)
+            for i, _, image in decode(video):
+                if i % step == 0:
+                    writer.write(image, i // step / fps)
+            writer.close()
+            video = resampled
     with av.open(str(video)) as container, open(out, "wb") as fh:
         stream = container.streams.video[0]
         bsf = av.BitStreamFilterContext("h264_mp4toannexb", stream)

@@ -67,7 +67,7 @@ def processed_rate(port: int, camera: str, seconds: float) -> float:
 @pytest.fixture
 def cameras(tmp_path: Path):
     entrance = Camera(write_annexb(clip("intel-one-by-one"), tmp_path / "entrance.h264"))
-    checkout = Camera(write_annexb(clip("ucf-checkout"), tmp_path / "checkout.h264"))
+    checkout = Camera(write_annexb(clip("ucf-checkout"), tmp_path / "checkout.h264", fps=10))
     entrance.start()
     checkout.start()
     yield entrance, checkout
