@@ -14,7 +14,7 @@ import supervision as sv
 
 from tests.conftest import FOOTAGE, clip, run_cli
 
-TRACK_COLUMNS = {"video": pl.String, "frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
+TRACK_COLUMNS = {"camera": pl.String, "video": pl.String, "frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
                  "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32, "y2": pl.Float32, "confidence": pl.Float32}
 
 
