@@ -247,11 +247,12 @@ class MetricsCollector:
             doc = self._doc(day)
             if not camera:
                 doc.update(sections)
-            for key, value in sections.items() if camera else ():
-                holder = doc.get(key)
-                if not isinstance(holder, dict) or set(holder) != {"cameras"}:
-                    holder = doc[key] = {"cameras": {}}
-                holder["cameras"][camera] = value
+            else:
+                for key, value in sections.items():
+                    holder = doc.get(key)
+                    if not isinstance(holder, dict) or set(holder) != {"cameras"}:
+                        holder = doc[key] = {"cameras": {}}
+                    holder["cameras"][camera] = value
             self._save_day(day)
 
     def add_interaction_time(self, event: Event) -> None:
