@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="measured time per trial")
     parser.add_argument("--warm-up", type=float, default=30.0, help="seconds before measuring (models, first burst)")
     parser.add_argument("--max-cameras", type=int, default=4)
+    parser.add_argument("--min-cameras", type=int, default=1, help="start there (rows below it from an earlier run)")
     parser.add_argument("--settings", default="default,fast")
     parser.add_argument("--ways", default="one process,separate")
     args = parser.parse_args()
@@ -241,8 +242,9 @@ def main() -> None:
         try:
             for setting in args.settings.split(","):
                 for way in args.ways.split(","):
-                    held, trials = 0, []
-                    for n in range(1, args.max_cameras + 1):
+                    trials = []
+                    held = args.min_cameras - 1  # the rows below were measured before and held
+                    for n in range(args.min_cameras, args.max_cameras + 1):
                         t = bench.trial(setting, way, n)
                         trials.append(t)
                         print(f"| {setting} | {way} | {n} | {t.input_fps:.1f} | {t.processed_fps:.1f} | "

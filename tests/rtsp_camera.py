@@ -11,6 +11,7 @@ import selectors
 import socket
 import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -30,29 +31,43 @@ def free_port() -> int:
 def write_annexb(video: Path, out: Path, fps: float | None = None) -> Path:
     """The video's H.264 as a raw Annex-B byte stream, which the server can loop.
 
-    The server paces the stream by the rate written in the H.264 itself, so a clip of
-    another rate than ``fps`` is first re-encoded at ``fps`` (every n-th frame kept): a
-    30 fps clip otherwise arrives at 30 fps whatever the server is told.
+    The server paces the stream by the frame rate written in the H.264 itself (its VUI
+    timing), so a clip of another rate than ``fps`` is re-encoded at ``fps`` (every n-th
+    frame kept) with that timing written: a 30 fps clip otherwise arrives at 30 fps
+    whatever the server is told, and a stream without timing as fast as it can.
     """
     if fps is not None:
-        from vizoflow.video import H264Writer, decode, probe
+        from vizoflow.video import decode, probe
 
         source_fps = probe(video).fps
         if abs(source_fps - fps) > 0.5:
             step = max(1, round(source_fps / fps))
-            resampled = out.with_suffix(f".{fps:g}fps.mp4")
-            writer = H264Writer(resampled, fps=fps, crf=23)
-            for i, _, image in decode(video):
-                if i % step == 0:
-                    writer.write(image, i // step / fps)
-            writer.close()
-            video = resampled
+            return _encode_annexb((image for i, _, image in decode(video) if i % step == 0), out, fps)
     with av.open(str(video)) as container, open(out, "wb") as fh:
         stream = container.streams.video[0]
         bsf = av.BitStreamFilterContext("h264_mp4toannexb", stream)
         for packet in container.demux(stream):
             for p in bsf.filter(packet):
                 fh.write(bytes(p))
+    return out
+
+
+def _encode_annexb(images, out: Path, fps: float) -> Path:  # noqa: ANN001 - iterable of BGR arrays
+    """Raw H.264 at a constant ``fps``, with the rate in its VUI (x264 ``force-cfr``)."""
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(out), mode="w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast", "x264-params": "force-cfr=1"}
+        for i, image in enumerate(images):
+            if i == 0:
+                stream.height, stream.width = image.shape[:2]
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = i, 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return out
 
 
