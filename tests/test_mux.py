@@ -192,25 +192,3 @@ def test_a_camera_name_that_cannot_go_into_file_names_is_refused(bad, compose_cf
     cfg.cameras = {bad: {"source": {"path": "x.mp4"}}}
     with pytest.raises(ConfigError, match="letters, digits"):
         camera_names(cfg)
-
-
-class Exploding(Shared):
-    def process_batch(self, batch: list[Frame]) -> list[Frame]:
-        if any(f.index == 4 for f in batch):
-            raise ValueError("detector exploded")
-        return super().process_batch(batch)
-
-
-def test_the_shared_detector_runs_a_round_ahead_and_its_error_fails_the_run_with_everything_closed():
-    a, b = FailsOn(None), FailsOn(None)
-    mux = CameraMux({"a": FileCamera("a", 10), "b": FileCamera("b", 10)})
-    runtime = Runtime(mux, [("detect", Exploding()), ("track", PerCamera({"a": a, "b": b}))], progress=False)
-    with pytest.raises(Exception, match="detector exploded") as raised:
-        runtime.run()
-    assert "detect" in str(raised.value)  # names the node
-    assert runtime.stats.status == "failed"
-    for node in (a, b):  # each camera tracked in order up to the round that failed (feeds may be a frame apart)
-        assert node.seen == list(range(len(node.seen))) and len(node.seen) <= 4
-        assert node.closed and node.finished == 1
-    assert max(len(a.seen), len(b.seen)) == 4
-    assert all(not feed._thread.is_alive() for feed in mux.feeds.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -56,61 +55,6 @@ class PerCamera:
                 for key, value in node.status().items():
                     total[key] = total.get(key, 0.0) + float(value)
         return total
-
-
-class _DetectAhead:
-    """Runs the leading shared nodes (the detector) on the next round while the frame loop does the rest.
-
-    With several cameras every round goes through one loop: detector, then each camera's
-    tracker and rules. OpenVINO releases the GIL while it infers, so detecting round
-    ``r + 1`` on this thread while the loop tracks round ``r`` keeps both cores busy
-    (separate processes overlap that way by themselves). One round waits at most; an
-    error on this thread is raised in the loop.
-
-    Args:
-        rounds: The source's rounds.
-        head: Runs the leading nodes on a round.
-    """
-
-    def __init__(self, rounds: Iterator[list[Frame]], head: Callable[[list[Frame]], list[Frame]]) -> None:
-        self._rounds, self._head = rounds, head
-        self._out: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="vizoflow-detect", daemon=True)
-
-    def _work(self) -> None:
-        try:
-            for batch in self._rounds:
-                if self._done.is_set() or not self._put(("batch", self._head(batch))):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the frame loop, which raises it
-            self._put(("error", exc))
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._done.is_set():
-            try:
-                self._out.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[list[Frame]]:
-        self._thread.start()
-        while True:
-            kind, value = self._out.get()
-            if kind == "error":
-                raise value
-            if kind == "end":
-                return
-            yield value
-
-    def close(self) -> None:
-        """Stop detecting ahead and wait for the thread (its current round ends first)."""
-        self._done.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
 
 
 def _nodes_of(node: Any, camera: str | None = None) -> list[Any]:
@@ -228,16 +172,9 @@ class Runtime:
         started = time.perf_counter()
         bar = tqdm(total=getattr(self.source, "total_frames", None), unit="frame", disable=not self.progress, dynamic_ncols=True)
         rounds = getattr(self.source, "rounds", None)
-        head = next((i for i, (_, node) in enumerate(self.nodes) if isinstance(node, PerCamera)), 0)
-        ahead = None
-        if callable(rounds) and head > 0:  # several cameras: the shared detector runs a round ahead
-            ahead = _DetectAhead(rounds(), lambda b: self._run_nodes(self.nodes[:head], b))
-            batches: Iterable[list[Frame]] = ahead
-        else:
-            batches = rounds() if callable(rounds) else _batches(self.source, self.batch_size)
         try:
-            for batch in batches:
-                batch = self._process(batch, self.nodes[head:] if ahead is not None else self.nodes)
+            for batch in (rounds() if callable(rounds) else _batches(self.source, self.batch_size)):
+                batch = self._process(batch)
                 self._count(batch)
                 bar.update(len(batch))
                 if self.on_batch is not None and batch:
@@ -254,9 +191,6 @@ class Runtime:
             self.stats.error = str(exc)
             raise
         finally:
-            if ahead is not None:
-                self.source.stop()  # the detect thread's round ends, no new one starts
-                ahead.close()
             bar.close()
             self._finish_all()
             if self.stats.status == "ok":  # the source ran out by itself: no stop, no error
@@ -286,17 +220,10 @@ class Runtime:
                 row = self.stats.cameras.setdefault(frame.camera, {"frames": 0, "status": "ok", "error": None})
                 row["frames"] += 1
 
-    def _process(self, batch: list[Frame], nodes: Sequence[tuple[str, Any]]) -> list[Frame]:
-        """``batch`` through ``nodes``; remembers each camera's last frame (for ``finish``)."""
-        batch = self._run_nodes(nodes, batch)
-        for frame in batch:
-            self._last[frame.camera] = frame
-        return batch
-
-    def _run_nodes(self, nodes: Sequence[tuple[str, Any]], batch: list[Frame]) -> list[Frame]:
+    def _process(self, batch: list[Frame]) -> list[Frame]:
         clock = time.perf_counter
         seconds = self.stats.node_seconds
-        for name, node in nodes:
+        for name, node in self.nodes:
             if not batch:
                 break
             t0 = clock()
@@ -313,6 +240,8 @@ class Runtime:
                 except Exception as exc:
                     raise NodeError(name, batch[0].index, exc) from exc
             seconds[name] += clock() - t0
+        for frame in batch:
+            self._last[frame.camera] = frame
         return batch
 
     def _per_camera(self, name: str, node: PerCamera, batch: list[Frame]) -> list[Frame]:
