@@ -272,3 +272,28 @@ def test_zones_drawn_on_smaller_frames_are_scaled_and_a_new_size_is_rechecked():
                  detections=frame(0, people).detections)
     with pytest.raises(ConfigError, match="300x200"):  # same camera back at another aspect ratio: refused
         rule.process(wide)
+
+
+def test_a_graph_without_a_tracker_runs_its_rules_and_preview_on_untracked_boxes(compose_cfg, tmp_path):
+    """``graph.track=null``: boxes without track ids are nobody to the rules, and the preview draws them plainly."""
+    import numpy as np
+    import supervision as sv
+
+    from vizoflow.frame import Frame
+    from vizoflow.graph import build_nodes
+
+    cfg = compose_cfg("+site=demo", "graph.track=null", "graph.detect=null", f"evidence.dir={tmp_path}/segments")
+    nodes = build_nodes(cfg.graph)
+    boxes = sv.Detections(xyxy=np.array([[10, 10, 40, 90], [200, 120, 230, 170]], dtype=float),
+                          confidence=np.array([0.9, 0.8]), class_id=np.array([0, 0]))
+    try:
+        for i in range(3):
+            frame = Frame(video="v", index=i, timestamp=i / 10, image=np.zeros((240, 320, 3), np.uint8),
+                          detections=boxes, epoch=1.7e9)
+            for _, node in nodes:
+                frame = node.process(frame)
+            assert frame.events == []
+    finally:
+        for _, node in nodes:
+            getattr(node, "close", lambda: None)()
+    assert (tmp_path / "preview.mp4").stat().st_size > 0

@@ -38,8 +38,8 @@ class Annotator:
         det = frame.detections
         if len(det) == 0:
             return image
-        if det.tracker_id is None:
-            return self._boxes.annotate(image, det)
+        if det.tracker_id is None:  # no tracker in the graph: plain boxes, one colour
+            return self._boxes.annotate(image, det, custom_color_lookup=np.zeros(len(det), dtype=int))
         roles, trusted = det.data.get("role"), det.data.get("trusted")
         labels = [f"#{tid}" + (f" {roles[i]}" if roles is not None else "")
                   + (" ?" if trusted is not None and not trusted[i] else "")  # not (yet) trusted to be a person

@@ -189,7 +189,7 @@ def _trusted(det: sv.Detections) -> np.ndarray:
 
 def _tracked(frame: Frame) -> sv.Detections:
     det = frame.detections
-    return det if det.tracker_id is not None else det[np.zeros(len(det), dtype=bool)]
+    return det if det.tracker_id is not None else sv.Detections.empty()  # untracked (no tracker in the graph): nobody
 
 
 def _people(frame: Frame, role: str) -> sv.Detections:
