@@ -146,3 +146,18 @@ def test_finish_always_runs_but_only_the_end_of_the_source_is_the_end_of_the_str
 def test_rejects_non_positive_batch():
     with pytest.raises(ValueError, match="batch_size"):
         Runtime(ListSource([]), [], batch_size=0)
+
+
+class BadClose(Recorder):
+    def close(self):
+        self.closed = True
+        raise OSError("disk gone")
+
+
+def test_a_node_that_fails_to_close_does_not_keep_the_others_open():
+    log = []
+    a, b, c = BadClose(log, "a"), BadClose(log, "b"), Recorder(log, "c")
+    source = ListSource(frames(2))
+    with pytest.raises(NodeError, match="'a'"):
+        Runtime(source, [("a", a), ("b", b), ("c", c)], progress=False).run()
+    assert a.closed and b.closed and c.closed and source.closed

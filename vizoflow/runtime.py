@@ -332,7 +332,8 @@ class Runtime:
         first: BaseException | None = None
         for name, node in [*self.nodes, ("source", self.source)]:
             for own in _nodes_of(node):
-                first = first or self._close_one(name, own)
+                error = self._close_one(name, own)  # every node is closed, also after a failure
+                first = first or error
         if first is not None and self.stats.status in ("ok", "stopped"):
             self.stats.status = "failed"
             self.stats.error = str(first)
