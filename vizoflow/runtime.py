@@ -57,6 +57,13 @@ class PerCamera:
         return total
 
 
+def _call(node: Any, frames: list[Frame]) -> list[Frame]:
+    """``frames`` through ``node``: at once if it has ``process_batch``, else one by one."""
+    if hasattr(node, "process_batch"):
+        return node.process_batch(frames)
+    return [node.process(frame) for frame in frames]
+
+
 def _nodes_of(node: Any, camera: str | None = None) -> list[Any]:
     """The node itself, or the instances of a :class:`PerCamera` (only ``camera``'s when given)."""
     if not isinstance(node, PerCamera):
@@ -205,7 +212,7 @@ class Runtime:
         if not callable(cameras_status):
             return
         for camera, values in cameras_status().items():
-            row = self.stats.cameras.setdefault(camera, {"frames": 0, "status": "ok", "error": None})
+            row = self._camera_row(camera)
             if values.get("state") == "failed" and row["status"] != "failed":
                 row.update(status="failed", error=values.get("error"))
         rows = self.stats.cameras
@@ -213,12 +220,15 @@ class Runtime:
             self.stats.status = "failed"
             self.stats.error = "every camera failed: " + "; ".join(f"{c}: {r['error']}" for c, r in rows.items())
 
+    def _camera_row(self, camera: str) -> dict[str, Any]:
+        """The statistics of one camera (several cameras)."""
+        return self.stats.cameras.setdefault(camera, {"frames": 0, "status": "ok", "error": None})
+
     def _count(self, batch: list[Frame]) -> None:
         self.stats.frames += len(batch)
         for frame in batch:
             if frame.camera:
-                row = self.stats.cameras.setdefault(frame.camera, {"frames": 0, "status": "ok", "error": None})
-                row["frames"] += 1
+                self._camera_row(frame.camera)["frames"] += 1
 
     def _process(self, batch: list[Frame]) -> list[Frame]:
         clock = time.perf_counter
@@ -231,10 +241,7 @@ class Runtime:
                 batch = self._per_camera(name, node, batch)
             else:
                 try:
-                    if hasattr(node, "process_batch"):
-                        batch = node.process_batch(batch)
-                    else:
-                        batch = [node.process(frame) for frame in batch]
+                    batch = _call(node, batch)
                 except VizoflowError:
                     raise
                 except Exception as exc:
@@ -253,9 +260,8 @@ class Runtime:
         for camera, frames in by_camera.items():
             if camera in self._failed:
                 continue
-            own = node.instances[camera]
             try:
-                out += own.process_batch(frames) if hasattr(own, "process_batch") else [own.process(f) for f in frames]
+                out += _call(node.instances[camera], frames)
             except Exception as exc:  # noqa: BLE001 - one camera's failure must not stop the others
                 error = exc if isinstance(exc, VizoflowError) else NodeError(name, frames[0].index, exc)
                 self._fail_camera(camera, str(error))
@@ -265,8 +271,7 @@ class Runtime:
         """End a camera after its node failed: stop reading it, end its open events, close its nodes."""
         log.error("camera %s failed: %s; the other cameras go on", camera, error)
         self._failed.add(camera)
-        self.stats.cameras.setdefault(camera, {"frames": 0})
-        self.stats.cameras[camera].update(status="failed", error=error)
+        self._camera_row(camera).update(status="failed", error=error)
         fail = getattr(self.source, "fail", None)
         if callable(fail):
             fail(camera, error)
