@@ -39,6 +39,7 @@ from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, f
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
 from vizoflow.graph import build_nodes, topological_order
+from vizoflow.nodes.sinks import merge_tables
 from vizoflow.nodes.sources import expand_videos
 from vizoflow.nodes.store import STORE_TABLES
 from vizoflow.reid import default_cache_dir
@@ -123,7 +124,8 @@ class BatchRunner:
         batch = self.cfg.batch
         with build_executor(batch.executor, batch.ray_address, batch.ray_cpus) as executor:
             results = executor.map(run_video, jobs, progress=bool(self.cfg.runtime.progress))
-        merge_tables(self.out, [r for r in results if r.status in ("ok", "skipped")])
+        merge_tables(self.out, {r.name: self.out / r.name for r in results if r.status in ("ok", "skipped")},
+                     SITE_TABLES, "video")
         (self.out / "batch.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
         if self.cfg.eval.labels:
             self.evaluate()
@@ -172,12 +174,7 @@ class SiteBatch:
             for r in runner.run():
                 r.name = f"{name}/{r.name}"
                 results.append(r)
-        for table in ("tracks", "events", *STORE_TABLES):
-            parts = [pl.read_parquet(p).with_columns(pl.lit(c).alias("camera")) for c in self.cameras
-                     if (p := self.out / c / f"{table}.parquet").exists()]
-            if parts:
-                merged = pl.concat(parts, how="diagonal_relaxed")
-                merged.select("camera", pl.exclude("camera")).write_parquet(self.out / f"{table}.parquet")
+        merge_tables(self.out, {c: self.out / c for c in self.cameras}, SITE_TABLES, "camera")
         (self.out / "batch.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
         return results
 
@@ -243,17 +240,7 @@ def _retarget_paths(node: DictConfig, old: str, new: str) -> None:
             node[key] = new + value[len(old):]
 
 
-def merge_tables(out: Path, results: list[VideoResult]) -> None:
-    """The tables of every video (tracks, events and the store's), one each, with a ``video`` column."""
-    for table in ("tracks", "events", *STORE_TABLES):
-        parts = []
-        for r in results:
-            path = out / r.name / f"{table}.parquet"
-            if path.exists():
-                parts.append(pl.read_parquet(path).with_columns(pl.lit(r.name).alias("video")))
-        if parts:
-            merged = pl.concat(parts, how="diagonal_relaxed")
-            merged.select("video", pl.exclude("video")).write_parquet(out / f"{table}.parquet")
+SITE_TABLES = ("tracks", "events", *STORE_TABLES)
 
 
 def batch_summary(results: list[Any], out: Path, cfg: DictConfig) -> str:

@@ -83,25 +83,15 @@ def camera_config(cfg: DictConfig, name: str) -> DictConfig:
     return camera
 
 
-def merge_camera_tables(out: Path, cameras: list[str]) -> list[str]:
-    """The store tables of every camera (``out/<camera>/<table>.parquet``), one each in ``out``; names written.
+def merge_camera_tables(out: Path, cameras: list[str]) -> None:
+    """The store tables of every camera (``out/<camera>/<table>.parquet``), one each in ``out``.
 
-    Each table has a ``camera`` column already; this runs when the cameras closed
-    (the tables are published at close, as with one camera).
+    Runs when the cameras closed (the tables are published at close, as with one camera).
     """
-    import polars as pl
-
+    from vizoflow.nodes.sinks import merge_tables
     from vizoflow.nodes.store import STORE_TABLES  # heavy (the store's meters): only when merging
 
-    written = []
-    for table in STORE_TABLES:
-        parts = [pl.read_parquet(p) for c in cameras if (p := out / c / f"{table}.parquet").exists()]
-        if parts:
-            tmp = out / f"{table}.parquet.tmp"
-            pl.concat(parts, how="diagonal_relaxed").write_parquet(tmp)
-            tmp.replace(out / f"{table}.parquet")
-            written.append(table)
-    return written
+    merge_tables(out, {c: out / c for c in cameras}, STORE_TABLES, "camera")
 
 
 def site_config(cfg: DictConfig) -> DictConfig:

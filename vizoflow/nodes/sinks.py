@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,21 @@ class TracksSink:
     def close(self) -> None:
         """Publish the table."""
         self._table.close()
+
+
+def merge_tables(out: Path, folders: Mapping[str, Path], tables: Iterable[str], column: str) -> None:
+    """``<folder>/<table>.parquet`` of every folder as one ``out/<table>.parquet``, its label in ``column``.
+
+    Batch merges its videos (``video``) and a site its cameras (``camera``) this way; the
+    label column comes first, tables with other columns are aligned, and each file is
+    replaced at once (written beside it, then renamed).
+    """
+    import polars as pl
+
+    for table in tables:
+        parts = [pl.read_parquet(path).with_columns(pl.lit(label).alias(column))
+                 for label, folder in folders.items() if (path := folder / f"{table}.parquet").exists()]
+        if parts:
+            tmp = out / f"{table}.parquet.tmp"
+            pl.concat(parts, how="diagonal_relaxed").select(column, pl.exclude(column)).write_parquet(tmp)
+            tmp.replace(out / f"{table}.parquet")
