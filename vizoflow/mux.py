@@ -175,10 +175,6 @@ class CameraMux:
             else:
                 self._wake.wait(self.idle_wait)
 
-    def __iter__(self) -> Iterator[Frame]:
-        for batch in self.rounds():
-            yield from batch
-
     def fail(self, camera: str, error: str) -> None:
         """Drop a camera whose node failed; its frames are no longer taken."""
         self.feeds[camera].fail(error)
