@@ -42,38 +42,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import yaml  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
 from bench.common import rss_mb  # noqa: E402
+from bench.soak import metrics  # noqa: E402
 from tests.rtsp_camera import Camera, free_port, write_annexb  # noqa: E402
 
 FOOTAGE = ROOT.parent / "shared" / "footage"
 CLIPS = ("intel-one-by-one", "ucf-checkout")
 SETTINGS = {"default": [], "fast": ["tracker=bytetrack"]}
 HOLDS = 0.95
-# The zones of store42's two cameras (conf/site/store42.yaml), by clip.
-GEOMETRY = {
-    "intel-one-by-one": {"frame_size": [768, 432], "zones": {
-        "counter": [[560, 150], [768, 150], [768, 432], [560, 432]],
-        "store": [[0, 230], [560, 230], [560, 432], [0, 432]],
-        "queue": [[330, 250], [560, 250], [560, 432], [330, 432]]}},
-    "ucf-checkout": {"frame_size": [320, 240], "zones": {
-        "counter": [[198, 178], [258, 178], [258, 216], [198, 216]],
-        "store": [[0, 60], [320, 60], [320, 240], [0, 240]],
-        "queue": [[160, 118], [318, 118], [318, 172], [160, 172]]}},
-}
-SITE_COMMON = """\
-# @package _global_
-defaults:
-  - override /source: rtsp
-site_name: {site}
-runtime: {{batch_size: 1, progress: false}}
-status: {{interval: 0}}
-rules:
-  staff: {{zones: [counter], min_seconds: 10.0}}
-  unattended: {{zone: store, seconds: 30.0}}
-  queue: {{zone: queue, min_people: 3, min_seconds: 20.0}}
-store: {{service_zones: [queue]}}
-graph: {{preview: null}}
-"""
+STORE42 = ROOT / "vizoflow" / "conf" / "site" / "store42.yaml"
+ROLE = {"intel-one-by-one": "entrance", "ucf-checkout": "checkout"}  # which store42 camera a clip plays
 
 
 def camera_metrics(port: int) -> dict[str, dict[str, float]]:
@@ -83,10 +64,28 @@ def camera_metrics(port: int) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = {}
     for m in re.finditer(r'^vizoflow_camera_(\w+)\{camera="(\w+)"\} (\S+)$', text, re.M):
         found.setdefault(m.group(2), {})[m.group(1)] = float(m.group(3))
-    if not found:
-        flat = {m.group(1): float(m.group(2)) for m in re.finditer(r"^vizoflow_(\w+) (\S+)$", text, re.M)}
-        found[""] = flat
-    return found
+    return found or {"": metrics(port)}
+
+
+def store42_site(name: str, cameras: dict[str, tuple[str, str]], single: bool) -> str:
+    """store42 (its zones, rules and settings) on the given cameras, as a site file.
+
+    Args:
+        name: The site's name.
+        cameras: Camera name -> (clip, RTSP URL); each plays the store42 camera of its clip.
+        single: One camera without ``cameras:``, the way a one-camera site runs.
+    """
+    site = yaml.safe_load(STORE42.read_text())
+    own = site.pop("cameras")
+    site.update(site_name=name, status={**site["status"], "interval": 0})
+    entries = {cam: {**own[ROLE[clip]], "source": {"url": url}} for cam, (clip, url) in cameras.items()}
+    if single:
+        (cam, entry), = entries.items()
+        merged = OmegaConf.merge({k: site.get(k) for k in entry}, entry)  # what camera_config does
+        site.update(OmegaConf.to_container(merged), camera=cam)
+    else:
+        site["cameras"] = entries
+    return "# @package _global_\n" + yaml.safe_dump(site, sort_keys=False)
 
 
 def bare_detector_ms(frames_per_clip: int = 60) -> float:
@@ -148,17 +147,8 @@ class Bench:
         return self.cameras[i]
 
     def _site(self, name: str, cameras: list[int]) -> str:
-        text = SITE_COMMON.format(site=name)
-        if len(cameras) == 1 and name.startswith("one"):
-            clip, cam = self.camera(cameras[0])
-            text += f"camera: cam{cameras[0]}\nsource: {{url: '{cam.url}'}}\n"
-            text += f"frame_size: {GEOMETRY[clip]['frame_size']}\nzones: {json.dumps(GEOMETRY[clip]['zones'])}\n"
-        else:
-            text += "cameras:\n"
-            for i in cameras:
-                clip, cam = self.camera(i)
-                text += (f"  cam{i}: {{source: {{url: '{cam.url}'}}, frame_size: {GEOMETRY[clip]['frame_size']}, "
-                         f"zones: {json.dumps(GEOMETRY[clip]['zones'])}}}\n")
+        text = store42_site(name, {f"cam{i}": (self.camera(i)[0], self.camera(i)[1].url) for i in cameras},
+                            single=name.startswith("one"))
         (self.work / "conf" / "site" / f"{name}.yaml").write_text(text)
         return name
 
