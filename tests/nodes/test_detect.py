@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from tests.conftest import FOOTAGE, SHARED, clip
+from tests.conftest import FOOTAGE, SHARED, clip, detector_conf
 from vizoflow.errors import ConfigError
 from vizoflow.nodes import detect
 from vizoflow.nodes.detect import YoloDetector, resolve_model
@@ -53,7 +53,12 @@ def first_frame_truth() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def detector():
-    return YoloDetector()
+    return YoloDetector(conf=detector_conf())
+
+
+# Boxes this sure are far from any kernel's rounding: on tud-campus frame 1 the six labelled people
+# score 0.61-0.91 and the next box 0.26 (with VNNI/AMX kernels; under the 0.25 threshold with AVX2).
+SURE = 0.4
 
 
 @pytest.mark.slow  # loads the detector
@@ -63,12 +68,14 @@ def test_finds_the_labelled_people_on_a_real_frame_and_nothing_else(detector):
     det = frame.detections
     truth = first_frame_truth()
     assert len(truth) == 6  # six people in the first frame, some occluded
-    iou = sv.box_iou_batch(truth, det.xyxy)
-    # Measured (shared INT8 YOLO11n): every labelled person found at IoU 0.59-0.88, no other box.
+    sure = det[det.confidence >= SURE]
+    iou = sv.box_iou_batch(truth, sure.xyxy)
+    # Measured (shared INT8 YOLO11n): every labelled person found at IoU 0.59-0.88.
     assert (iou.max(axis=1) >= 0.5).sum() >= 5, iou.max(axis=1)
-    assert (iou.max(axis=0) >= 0.3).all(), iou.max(axis=0)  # every box is on a labelled person
+    assert (iou.max(axis=0) >= 0.3).all(), iou.max(axis=0)  # every sure box is on a labelled person
+    assert len(sure) == len(truth)  # and there is one per person
     assert set(det.class_id.tolist()) == {0}
-    assert np.all((det.confidence >= 0.25) & (det.confidence <= 1))
+    assert np.all((det.confidence >= detector_conf()) & (det.confidence <= 1))
 
 
 @pytest.mark.slow  # loads the detector
