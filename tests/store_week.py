@@ -49,6 +49,7 @@ OVERRIDES = [
     "store.service_zones=[till,queue]",
     "frame_size=[160,120]",
     "rules.staff.zones=[counter]",
+    "rules.distance_unit=px",
     "rules.interaction.max_distance=40",
     "rules.unattended.zone=floor",
     "rules.unattended.staff_distance=60",

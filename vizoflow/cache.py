@@ -24,11 +24,12 @@ import supervision as sv
 
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import track_columns
+from vizoflow.nodes.track import EMBEDDING
 from vizoflow.video import probe
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the stored layout or the meaning of a column changes
+CACHE_VERSION = 2  # bump when the stored layout or the meaning of a column changes
 IGNORED_KEYS = {"cache_dir", "device"}  # detector/tracker settings that do not change results
 
 
@@ -150,14 +151,17 @@ class TrackRecorder:
         self.cache, self.key, self.meta = cache, key, dict(meta)
         self.frames = frames
         self._cols: dict[str, list] = {c: [] for c in ("frame", "timestamp", "track_id", "x1", "y1", "x2", "y2",
-                                                        "confidence")}
+                                                        "confidence", EMBEDDING)}
         self._complete = False
         self._last: Frame | None = None
 
     def process(self, frame: Frame) -> Frame:
         """Record this frame's tracks."""
-        if len(frame.detections):  # missing confidence replays as 1.0, what the rules assume for it
+        det = frame.detections
+        if len(det):  # missing confidence replays as 1.0, what the rules assume for it
             rows = track_columns(frame, missing_confidence=1.0)
+            features = det.data.get(EMBEDDING)
+            rows[EMBEDDING] = [f.tolist() for f in features] if features is not None else [None] * len(det)
         else:
             rows = {name: [None] for name in self._cols} | {"frame": [frame.index], "timestamp": [frame.timestamp]}
         for name, values in rows.items():
@@ -186,7 +190,8 @@ class TrackRecorder:
             return
         table = pl.DataFrame(self._cols, schema={"frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
                                                  "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32,
-                                                 "y2": pl.Float32, "confidence": pl.Float32})
+                                                 "y2": pl.Float32, "confidence": pl.Float32,
+                                                 EMBEDDING: pl.List(pl.Float32)})
         width, height = self._last.size
         self.cache.put(self.key, table, {**self.meta, "name": self._last.video, "width": width, "height": height,
                                          "epoch": self._last.epoch, "frames": recorded})
@@ -213,11 +218,14 @@ class CachedSource:
         ids = table["track_id"].fill_null(-1).to_numpy()
         boxes = table.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32)
         conf = table["confidence"].fill_null(0.0).to_numpy().astype(np.float32)
+        features = table[EMBEDDING] if EMBEDDING in table.columns and table[EMBEDDING].null_count() < len(table) else None
         starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
         for start, end in zip(starts, np.r_[starts[1:], len(frames)]):
             keep = slice(start, end) if ids[start] >= 0 else slice(start, start)  # a null row: no tracks
             det = sv.Detections(xyxy=boxes[keep], confidence=conf[keep], class_id=np.zeros(len(ids[keep]), dtype=int),
                                 tracker_id=ids[keep].astype(int))
+            if features is not None and len(det):  # the tracker's appearance features, for the identity layer
+                det.data[EMBEDDING] = np.stack(features[keep].to_list()).astype(np.float32)
             yield Frame(video=meta["name"], index=int(frames[start]), timestamp=float(times[start]), image=blank,
                         detections=det, epoch=float(meta["epoch"]))
 

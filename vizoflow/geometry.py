@@ -54,3 +54,24 @@ class FloorMap:
         if self.matrix is None or len(points) == 0:
             return np.asarray(points, dtype=float)
         return cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), self.matrix).reshape(-1, 2)
+
+
+DISTANCE_UNITS = ("height", "px")
+
+
+def distances(a: np.ndarray, b: np.ndarray, floor: FloorMap, unit: str = "px") -> np.ndarray:
+    """``(len(a), len(b))`` distances between the ground points of two sets of boxes (``xyxy``).
+
+    With a floor calibration, metres. Otherwise in ``unit``: ``px``, or ``height``, pixels
+    divided by the taller box of each pair. A person's height is the one ruler every
+    camera carries: "within 1.5 heights" means the same at 320x240 and 1280x720, high up or
+    low, so a default can serve a store that was never seen. The taller of the two, because
+    a counter cuts the box of whoever stands behind it.
+    """
+    pa, pb = floor.to_floor(ground_points(a)), floor.to_floor(ground_points(b))
+    d = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=2)
+    if floor.matrix is not None or unit == "px":
+        return d
+    ha, hb = a[:, 3] - a[:, 1], b[:, 3] - b[:, 1]
+    return d / np.maximum(np.maximum(ha[:, None], hb[None, :]), 1.0)
+

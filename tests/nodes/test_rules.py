@@ -167,10 +167,58 @@ def test_two_customers_together_are_not_an_interaction():
     assert run(InteractionRule(max_distance=50, min_seconds=1.0), stream) == []
 
 
-def test_one_customer_served_by_two_cashiers_gives_two_interactions():
+def test_one_customer_served_by_two_cashiers_is_one_service_naming_both():
     stream = [frame(i, {1: (100, 100, "staff"), 3: (140, 100, "staff"), 2: (120, 100, "customer")}) for i in range(40)]
     events = run(InteractionRule(max_distance=50, min_seconds=1.0), stream)
-    assert sorted(e.track_ids for _, e in events if e.phase == "start") == [(1, 2), (3, 2)]
+    starts = [e for _, e in events if e.phase == "start"]
+    assert [e.track_ids for e in starts] == [(1, 2)]
+    end = next(e for _, e in events if e.phase == "end")
+    assert end.details == {"staff_ids": [1, 3], "customer_ids": [2]}
+
+
+def test_a_clerk_serving_a_group_for_two_minutes_is_one_event_whoever_switches_ids():
+    """A clerk (staff) serves four customers at a counter for 120 s; every 10 s one of the
+    customers' tracks switches id, and the clerk's own id switches twice (ids 1 -> 50 -> 60)."""
+    stream = []
+    for i in range(1200):
+        clerk = 1 if i < 400 else 50 if i < 800 else 60
+        people = {clerk: (100, 100, "staff")}
+        for k in range(4):
+            generation = (i // 100 + k) // 4  # each customer's id changes now and then
+            people[10 + k + 100 * generation] = (80 + 15 * k, 140, "customer")
+        stream.append(frame(i, people))
+    events = run(InteractionRule(max_distance=80, min_seconds=3.0, gap_seconds=2.0), stream)
+    assert [e.phase for _, e in events] == ["start", "end"]
+    end = events[-1][1]
+    assert end.duration == pytest.approx(119.9) and end.started_at == 0.0
+    assert end.details["staff_ids"] == [1, 50, 60] and len(end.details["customer_ids"]) > 4
+
+
+def test_an_id_switch_of_the_customer_mid_interaction_continues_the_event():
+    stream = [frame(i, {1: (100, 100, "staff"), (2 if i < 50 else 7): (120, 100, "customer")}) for i in range(100)]
+    events = run(InteractionRule(max_distance=50, min_seconds=2.0), stream)
+    assert [e.phase for _, e in events] == ["start", "end"] and events[0][1].track_ids == (1, 2)
+
+
+def test_two_counters_far_apart_are_two_services():
+    stream = [frame(i, {1: (100, 100, "staff"), 2: (120, 100, "customer"), 3: (350, 100, "staff"),
+                        4: (370, 100, "customer")}) for i in range(40)]
+    events = run(InteractionRule(max_distance=50, min_seconds=1.0), stream)
+    assert sorted(e.track_ids for _, e in events if e.phase == "start") == [(1, 2), (3, 4)]
+
+
+def test_a_customer_being_served_is_never_unattended():
+    """Staff 1 stands 150 px from customer 2 (beyond the unattended rule's 100 px) yet serves them
+    (interaction distance 160): the rules agree, so no unattended event while the service lasts."""
+    interaction = InteractionRule(max_distance=160, min_seconds=1.0)
+    unattended = UnattendedRule(zones=ZONES, seconds=2.0, staff_distance=100)
+    events = []
+    for i in range(100):
+        f = frame(i, {1: (100, 100, "staff"), 2: (250, 100, "customer")})
+        interaction.process(f)
+        unattended.process(f)
+        events += f.events
+    assert [e.kind for e in events] == ["interaction"]
 
 
 def test_untrusted_people_do_not_make_a_queue():
@@ -254,7 +302,8 @@ def test_interaction_pairs_tie_each_till_to_its_own_lane():
     events = run(rule, [frame(i, people) for i in range(30)])
     assert {e.track_ids for _, e in events} == {(1, 2)}
     everywhere = run(InteractionRule(max_distance=120, min_seconds=1.0), [frame(i, people) for i in range(30)])
-    assert {e.track_ids for _, e in everywhere} == {(1, 2), (3, 2)}
+    ends = [e for _, e in everywhere if e.phase == "end"]  # without pairs lane 2's cashier joins the service
+    assert len(ends) == 1 and ends[0].details["staff_ids"] == [1, 3]
 
 
 def test_pairs_must_name_zones():

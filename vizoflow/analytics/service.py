@@ -78,14 +78,15 @@ class ServiceMeter:
         if event.kind != "interaction":
             return
         staff_id, customer_id = event.track_ids
-        known = self._interactions.setdefault(int(customer_id), [])
-        item = next((i for i in known if i.event_id == event.event_id), None)
-        if item is None:
-            item = _Interaction(event.event_id, int(staff_id), event.started_at)
-            known.append(item)
-        if event.phase == "end":
-            item.end = event.ended_at
-        self._seen[int(customer_id)] = max(self._seen.get(int(customer_id), float("-inf")), event.ended_at)
+        for served in event.details.get("customer_ids", [customer_id]):  # every customer of a group service
+            known = self._interactions.setdefault(int(served), [])
+            item = next((i for i in known if i.event_id == event.event_id), None)
+            if item is None:
+                item = _Interaction(event.event_id, int(staff_id), event.started_at)
+                known.append(item)
+            if event.phase == "end":
+                item.end = event.ended_at
+            self._seen[int(served)] = max(self._seen.get(int(served), float("-inf")), event.ended_at)
 
     def on_visit(self, visit: Visit) -> None:
         """A visit ended; customers' visits to service zones are decided later."""

@@ -83,7 +83,9 @@ def _record(event: Event, clock: SiteClock) -> tuple[str, str, dict[str, Any]]:
         staff_id, customer_id = event.track_ids
         return "interaction_metrics", "interaction_times", {
             "staff_id": staff_id, "customer_id": customer_id,
-            "interaction_duration": round(event.duration, 3), **common}
+            "interaction_duration": round(event.duration, 3),
+            "staff_ids": event.details.get("staff_ids", [staff_id]),  # everyone in the service; the main pair above
+            "customer_ids": event.details.get("customer_ids", [customer_id]), **common}
     if event.kind == "unattended":
         return "unattended_metrics", "unattended_events", {
             "customer_id": event.track_ids[0], "waiting_time": round(event.duration, 3), **common}

@@ -27,7 +27,7 @@ import supervision as sv
 from vizoflow.errors import ConfigError
 from vizoflow.events import Box, Event, EventKind
 from vizoflow.frame import Frame
-from vizoflow.geometry import FloorMap, ground_points
+from vizoflow.geometry import DISTANCE_UNITS, FloorMap, distances, ground_points
 from vizoflow.nodes.roles import CUSTOMER, STAFF
 from vizoflow.zones import Zones
 
@@ -42,6 +42,9 @@ class Observation:
     boxes: tuple[Box, ...]
     confidence: float
     ready: bool = True  # roles and trust fit: the event may start (see the module docstring)
+    since: float | None = None  # the condition held since then, before this candidate was observed (late roles)
+    members: tuple[int, ...] = ()  # others taking part besides ``ids`` (a group served together)
+    staff: frozenset[int] = frozenset()  # which of ``ids`` and ``members`` are staff
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class Episode:
     started: bool = False
     last_emit: float = 0.0
     seen: dict[int, list[float]] = field(default_factory=dict)  # id -> [first, last] time seen
+    staff: set[int] = field(default_factory=set)  # ids seen as staff in it
     max_size: int = 0
 
     def add(self, t: float, obs: Observation) -> None:
@@ -63,7 +67,8 @@ class Episode:
         self.conf_sum += obs.confidence
         self.conf_n += 1
         self.max_size = max(self.max_size, len(obs.ids))
-        for tid in obs.ids:
+        self.staff |= obs.staff
+        for tid in (*obs.ids, *obs.members):
             span = self.seen.setdefault(tid, [t, t])
             span[1] = t
 
@@ -100,7 +105,8 @@ class EpisodeTracker:
         for key, obs in observed.items():
             ep = self.episodes.get(key)
             if ep is None:
-                ep = self.episodes[key] = Episode(first=t, last=t, start_obs=obs)
+                first = t if obs.since is None else min(t, obs.since)
+                ep = self.episodes[key] = Episode(first=first, last=t, start_obs=obs)
             ep.add(t, obs)
             if not ep.started and obs.ready and self._due(ep.last - ep.first):
                 ep.started, ep.last_emit, ep.start_obs = True, t, obs
@@ -131,6 +137,9 @@ class EpisodeTracker:
                        "waits": {str(tid): round(b - a, 3) for tid, (a, b) in sorted(ep.seen.items())}}
         elif self.kind == "unattended":
             details = {"waiting_time": round(ep.last - ep.first, 3)}
+        elif self.kind == "interaction":  # everyone in the service, the main pair among them
+            details = {"staff_ids": sorted(i for i in ep.seen if i in ep.staff),
+                       "customer_ids": sorted(i for i in ep.seen if i not in ep.staff)}
         ids = ep.start_obs.ids if self.kind != "queue" else tuple(sorted(ep.seen))
         camera = f"{frame.camera}-" if frame.camera else ""  # several cameras: ids name theirs
         return Event(kind=self.kind, phase=phase, event_id=f"{self.kind}-{camera}{stamp}-{name}",  # type: ignore[arg-type]
@@ -201,6 +210,12 @@ def _people(frame: Frame, role: str) -> sv.Detections:
     return det if mask.all() else det[mask]  # slicing Detections is slow; most frames need none
 
 
+def _unit(unit: str) -> str:
+    if unit not in DISTANCE_UNITS:
+        raise ConfigError(f"rules.distance_unit must be one of {', '.join(DISTANCE_UNITS)}, got {unit!r}")
+    return unit
+
+
 def _box(det: sv.Detections, i: int) -> Box:
     return tuple(round(float(v), 1) for v in det.xyxy[i])  # type: ignore[return-value]
 
@@ -209,13 +224,37 @@ def _conf(det: sv.Detections, idx: Sequence[int]) -> float:
     return float(np.mean(det.confidence[list(idx)])) if det.confidence is not None else 1.0
 
 
-class InteractionRule(_Rule):
-    """Staff and customer standing within ``max_distance`` for at least ``min_seconds``.
+IN_SERVICE = "in_service"  # detections.data key: the person is in an interaction whose roles fit (a served customer)
 
-    Every pair of tracks standing close is followed, whatever their roles, so that an
-    interaction begins when the two first stood together even if the cashier was
-    recognised as staff later; it starts once one is staff, the other a customer, and
-    both are trusted people. ``track_ids`` are ``(staff, customer)``.
+
+@dataclass(slots=True)
+class _Service:
+    """One service going on: who takes part, where its staff stood, when last seen."""
+
+    key: int
+    members: set[int]
+    staff_point: np.ndarray
+    last: float
+
+
+class InteractionRule(_Rule):
+    """Staff serving customers: standing within ``max_distance`` for at least ``min_seconds``.
+
+    One service is one event, whoever switches ids. Each frame, the staff-customer pairs
+    standing close (both trusted, roles known) are joined into groups: a clerk with every
+    customer near them, two staff with the customer they share. A group continues the
+    service it shares anybody with, or, when nobody is shared (both sides changed id, or
+    a new person id after a lost track), the service whose staff stood within
+    ``max_distance`` of this group's staff and is not seen elsewhere now. So a clerk
+    serving a group for two minutes is one event, listing every customer
+    (``details.customer_ids``, ``details.staff_ids``); ``track_ids`` is the main pair
+    ``(staff, customer)``: the pair that stood together longest when the event started.
+
+    Pairs are followed from the moment they first stood close, whatever their roles, so
+    a cashier recognised as staff after 5 s behind the till gives a service from 0 s.
+
+    Every person in a service on this frame is marked ``detections.data["in_service"]``,
+    which :class:`UnattendedRule` reads: a customer being served is not unattended.
 
     At a checkout, distance alone misleads: the cashier of the next lane stands back to
     back with this lane's customers, closer than this lane's own cashier. ``pairs``
@@ -232,15 +271,18 @@ class InteractionRule(_Rule):
         zones: The site's zones (needed with ``pairs``).
         pairs: Staff zone to the customer zone it serves; None: anywhere within ``max_distance``.
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
+        unit: Unit of ``max_distance`` without calibration: ``px`` or ``height`` (person
+            heights; see :func:`~vizoflow.geometry.distances`).
     """
 
     def __init__(self, max_distance: float = 120.0, min_seconds: float = 3.0, gap_seconds: float = 2.0,
                  update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
                  zones: Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None,
-                 frame_size: Sequence[int] | None = None) -> None:
+                 frame_size: Sequence[int] | None = None, unit: str = "px") -> None:
         super().__init__()
         if max_distance <= 0:
             raise ConfigError(f"interaction.max_distance must be > 0, got {max_distance}")
+        self.unit = _unit(unit)
         if pairs:
             self.zones = Zones(zones, drawn_size=frame_size)
             self.zones.require([*pairs.keys(), *pairs.values()], "interaction.pairs")
@@ -248,25 +290,82 @@ class InteractionRule(_Rule):
         self.max_distance = max_distance
         self.floor = FloorMap(calibration)
         self.tracker = EpisodeTracker("interaction", min_seconds, gap_seconds, update_seconds)
+        self._close_since: dict[tuple[int, int], list[float]] = {}  # pair -> [first, last] time close
+        self._services: dict[int, _Service] = {}
+        self._next_key = 0
 
     def observe(self, frame: Frame) -> dict[Hashable, Observation]:
-        people = _tracked(frame)
+        people, t = _tracked(frame), frame.timestamp
+        gap = self.tracker.gap_seconds + EPS
+        self._close_since = {k: v for k, v in self._close_since.items() if t - v[1] <= gap}
+        self._services = {k: v for k, v in self._services.items() if t - v.last <= gap}
         if len(people) < 2:
+            if len(people):
+                people.data[IN_SERVICE] = np.zeros(len(people), dtype=bool)
             return {}
         roles, trusted, ids = _roles(people), _trusted(people), people.tracker_id.tolist()
         points = self.floor.to_floor(ground_points(people.xyxy))
-        close = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2) <= self.max_distance
+        close = distances(people.xyxy, people.xyxy, self.floor, self.unit) <= self.max_distance
         if self.pairs:
             close &= self._paired(people)
-        out: dict[Hashable, Observation] = {}
+        links: list[tuple[int, int, float]] = []  # (staff row, customer row, close since)
         for i, j in zip(*np.nonzero(np.triu(close, k=1))):
-            if roles[i] == CUSTOMER and roles[j] == STAFF or ids[j] < ids[i] and roles[i] == roles[j]:
-                i, j = j, i  # (staff, customer) once roles fit, else by id: one key per pair
-            ready = bool(roles[i] == STAFF and roles[j] == CUSTOMER and trusted[i] and trusted[j])
-            out[tuple(sorted((ids[i], ids[j])))] = Observation(
-                (ids[i], ids[j]), (_box(people, i), _box(people, j)), _conf(people, [i, j]), ready)
+            span = self._close_since.setdefault((min(ids[i], ids[j]), max(ids[i], ids[j])), [t, t])
+            span[1] = t
+            if roles[i] == roles[j] or not (trusted[i] and trusted[j]):
+                continue
+            staff, customer = (i, j) if roles[i] == STAFF else (j, i)
+            links.append((int(staff), int(customer), span[0]))
+        in_service = np.zeros(len(people), dtype=bool)
+        out: dict[Hashable, Observation] = {}
+        for group in self._groups(links):
+            rows = sorted({r for s, c, _ in group for r in (s, c)})
+            in_service[rows] = True
+            staff, customer, since = min(group, key=lambda link: (link[2], ids[link[0]], ids[link[1]]))
+            members = tuple(ids[r] for r in rows if r not in (staff, customer))
+            staff_rows = [s for s, _, _ in group]
+            radius = self.max_distance  # how near its staff must stand to continue a service by place (floor units)
+            if self.unit == "height" and self.floor.matrix is None:
+                radius *= float(np.max(people.xyxy[staff_rows, 3] - people.xyxy[staff_rows, 1]))
+            service = self._service({ids[r] for r in rows}, points[staff_rows].mean(axis=0), radius, t, out)
+            out[service] = Observation((ids[staff], ids[customer]), (_box(people, staff), _box(people, customer)),
+                                       _conf(people, rows), True, since, members,
+                                       frozenset(ids[r] for r in rows if roles[r] == STAFF))
+        people.data[IN_SERVICE] = in_service
         return out
 
+    @staticmethod
+    def _groups(links: list[tuple[int, int, float]]) -> list[list[tuple[int, int, float]]]:
+        """Links joined by shared people (union-find over rows)."""
+        parent: dict[int, int] = {}
+
+        def root(r: int) -> int:
+            while parent.setdefault(r, r) != r:
+                r = parent[r]
+            return r
+
+        for s, c, _ in links:
+            parent[root(s)] = root(c)
+        groups: dict[int, list[tuple[int, int, float]]] = {}
+        for link in links:
+            groups.setdefault(root(link[0]), []).append(link)
+        return list(groups.values())
+
+    def _service(self, members: set[int], staff_point: np.ndarray, radius: float, t: float,
+                 taken: Mapping[Hashable, Observation]) -> int:
+        """The service this group continues (shared people first, else its staff's place), or a new one."""
+        free = [sv_ for sv_ in self._services.values() if sv_.key not in taken]
+        match = next((sv_ for sv_ in free if sv_.members & members), None)
+        if match is None:
+            near = [(float(np.linalg.norm(sv_.staff_point - staff_point)), sv_.key) for sv_ in free if sv_.last < t]
+            near = [n for n in near if n[0] <= radius]
+            match = self._services[min(near)[1]] if near else None
+        if match is None:
+            match = self._services[self._next_key] = _Service(self._next_key, set(), staff_point, t)
+            self._next_key += 1
+        match.members |= members
+        match.staff_point, match.last = staff_point, t
+        return match.key
 
     def _paired(self, people: sv.Detections) -> np.ndarray:
         """``(N, N)`` symmetric: one of the two stands in a staff zone, the other in the zone it serves."""
@@ -279,6 +378,9 @@ class InteractionRule(_Rule):
 
 class UnattendedRule(_Rule):
     """A customer in ``zone`` with no staff within ``staff_distance`` for more than ``seconds``.
+
+    A customer in a service (:class:`InteractionRule` marks them; put ``interaction``
+    among this node's inputs) is attended, whatever the distances: the rules agree.
 
     Ends when staff comes near or the customer leaves (after ``gap_seconds``); the
     event's ``details.waiting_time`` is how long the customer waited, counted from when
@@ -293,13 +395,15 @@ class UnattendedRule(_Rule):
         update_seconds: Periodic ``update`` events (None: off).
         calibration: Optional floor calibration.
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
+        unit: Unit of ``staff_distance`` without calibration: ``px`` or ``height``.
     """
 
     def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, zone: str | None = None,
                  seconds: float = 30.0, staff_distance: float = 200.0, gap_seconds: float = 2.0,
                  update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
-                 frame_size: Sequence[int] | None = None) -> None:
+                 frame_size: Sequence[int] | None = None, unit: str = "px") -> None:
         super().__init__()
+        self.unit = _unit(unit)
         self.zones = Zones(zones, drawn_size=frame_size)
         if zone is not None:
             self.zones.require([zone], "unattended.zone")
@@ -314,11 +418,10 @@ class UnattendedRule(_Rule):
             customers = customers[self.zones.contains(self.zone, customers)]
         if len(customers) == 0:
             return {}
-        pc = self.floor.to_floor(ground_points(customers.xyxy))
-        alone = np.ones(len(customers), dtype=bool)
+        served = customers.data.get(IN_SERVICE)
+        alone = np.ones(len(customers), dtype=bool) if served is None else ~np.asarray(served, dtype=bool)
         if len(staff):
-            ps = self.floor.to_floor(ground_points(staff.xyxy))
-            alone = np.linalg.norm(pc[:, None, :] - ps[None, :, :], axis=2).min(axis=1) > self.staff_distance
+            alone &= distances(customers.xyxy, staff.xyxy, self.floor, self.unit).min(axis=1) > self.staff_distance
         trusted = _trusted(customers)
         return {int(customers.tracker_id[i]): Observation((int(customers.tracker_id[i]),), (_box(customers, i),),
                                                           _conf(customers, [i]), bool(trusted[i]))

@@ -12,17 +12,22 @@ import pyarrow.parquet as pq
 
 from vizoflow.frame import Frame
 
+TRACK_ID = "track_id"  # detections.data key of the tracker's own id (set by the identity layer)
+
 TRACKS_SCHEMA = pa.schema([
     ("camera", pa.string()),
     ("video", pa.string()),
     ("frame", pa.int64()),
     ("timestamp", pa.float64()),
     ("track_id", pa.int64()),
+    ("person_id", pa.int64()),
     ("x1", pa.float32()),
     ("y1", pa.float32()),
     ("x2", pa.float32()),
     ("y2", pa.float32()),
     ("confidence", pa.float32()),
+    ("role", pa.string()),
+    ("trusted", pa.bool_()),
 ])
 
 
@@ -93,8 +98,12 @@ def track_columns(frame: Frame, missing_confidence: float = float("nan")) -> dic
 class TracksSink:
     """Write every tracked box to ``tracks.parquet``.
 
-    Columns: ``camera, video, frame, timestamp, track_id, x1, y1, x2, y2, confidence``;
-    ``frame`` is the 0-based index in its video, boxes are in that video's pixels.
+    Columns: ``camera, video, frame, timestamp, track_id, person_id, x1, y1, x2, y2, confidence, role, trusted``;
+    ``frame`` is the 0-based index in its video, boxes are in that video's pixels. ``track_id``
+    is the tracker's id, ``person_id`` the person's (:mod:`vizoflow.nodes.identity`: one person
+    through id switches); without the identity layer the two are equal. ``role`` (staff or
+    customer) and ``trusted`` (the person filter's verdict) are what the rules saw on that
+    frame, null when those nodes did not run.
 
     Args:
         path: Output file.
@@ -112,7 +121,14 @@ class TracksSink:
             return frame
         n = len(det)
         camera = frame.camera or self.camera or frame.video
-        self._table.extend({"camera": [camera] * n, "video": [frame.video] * n, **track_columns(frame)}, n)
+        columns = track_columns(frame)
+        raw = det.data.get(TRACK_ID)  # after the identity layer tracker_id holds person ids
+        columns["person_id"] = det.tracker_id.tolist()
+        columns["track_id"] = raw.tolist() if raw is not None else det.tracker_id.tolist()
+        for name in ("role", "trusted"):  # set by the roles node and the person filter, when they ran
+            values = det.data.get(name)
+            columns[name] = values.tolist() if values is not None else [None] * n
+        self._table.extend({"camera": [camera] * n, "video": [frame.video] * n, **columns}, n)
         return frame
 
     def close(self) -> None:

@@ -10,6 +10,9 @@ import numpy as np
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
 
+EMBEDDING = "embedding"  # detections.data key of each tracked box's appearance feature (1280 floats)
+EMBEDDING_SIZE = 1280  # MobileNetV2 bottleneck features
+
 
 class DeepSortTracker:
     """DeepSORT with its MobileNetV2 appearance embedder, into ``detections.tracker_id``.
@@ -26,7 +29,8 @@ class DeepSortTracker:
 
     Only confirmed tracks matched to a detection on this frame are output, each
     with that detection's own box and confidence (not the Kalman prediction), so
-    boxes stay comparable with ground truth. The tracker restarts when the source
+    boxes stay comparable with ground truth, and (OpenVINO embedder) its appearance
+    feature in ``detections.data["embedding"]`` for the identity layer. The tracker restarts when the source
     moves on to another video.
 
     Args:
@@ -107,6 +111,9 @@ class DeepSortTracker:
                 ids.append(int(track.track_id))
         out = det[np.asarray(rows, dtype=int)] if rows else det[np.zeros(len(det), dtype=bool)]
         out.tracker_id = np.asarray(ids, dtype=int)
+        if embeds is not None:  # the identity layer re-identifies people with the same features
+            out.data[EMBEDDING] = (np.asarray(embeds, dtype=np.float32)[rows] if rows
+                                   else np.zeros((0, EMBEDDING_SIZE), np.float32))
         frame.detections = out
         return frame
 
