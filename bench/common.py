@@ -87,7 +87,7 @@ def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) ->
                                                "graph.preview=null", *overrides])
         if not full_graph:
             for name in list(cfg.graph):
-                if name not in ("detect", "track", "tracks"):
+                if name not in ("detect", "track", "identity", "tracks"):
                     cfg.graph[name] = None
         with open_dict(cfg):
             cfg.graph.count = {"node": {"_target_": "zone_count.ZoneCount", "polygon": zone_of(video)},
@@ -102,9 +102,12 @@ def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) ->
                     processed=set(range(0, total, stride)) if stride > 1 else None)
 
 
-def score(measured: Measured, clip: str) -> TrackingScore | None:
-    """Tracking quality against the clip's ``gt.txt``, or None when it has none."""
+def score(measured: Measured, clip: str, ids: str = "track_id") -> TrackingScore | None:
+    """Tracking quality against the clip's ``gt.txt``, or None when it has none.
+
+    ``ids``: ``track_id`` scores the tracker's ids, ``person_id`` the identity layer's.
+    """
     gt = FOOTAGE / clip / "gt.txt"
     if not gt.exists() or measured.tracks is None:
         return None
-    return score_tracks(measured.tracks, gt, processed=measured.processed)
+    return score_tracks(measured.tracks.with_columns(track_id=measured.tracks[ids]), gt, processed=measured.processed)

@@ -150,8 +150,20 @@ SLOW_TESTS = frozenset({
 })
 
 
+# Fixtures whose results depend on the detector's scores on real footage: their tests are
+# ``footage`` too, the ones `make check-kernels` runs again under other CPU kernels and with the
+# detector threshold moved by +-0.01 (README, "Precision").
+FOOTAGE_FIXTURES = frozenset({"caviar_batch", "caviar_sweep", "demo_run", "tud_run", "intel_run", "demo_once",
+                              "tud_frames", "tud_store", "detector"})
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark ``slow`` every test that needs one of :data:`SLOW_FIXTURES` (others carry the marker themselves)."""
+    """Mark ``slow`` every test that needs one of :data:`SLOW_FIXTURES` (others carry the marker themselves),
+    and ``footage`` every test that needs one of :data:`FOOTAGE_FIXTURES`."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.split("[")[0] in SLOW_TESTS:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & fixtures or item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if FOOTAGE_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.footage)
             item.add_marker(pytest.mark.slow)

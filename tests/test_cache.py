@@ -63,6 +63,24 @@ def test_recorded_frames_replay_exactly_including_empty_frames(tmp_path):
     assert not replay[0].image.flags.writeable  # no pixels to draw on
 
 
+def test_appearance_features_replay_with_their_boxes(tmp_path):
+    """The identity layer re-identifies people by the tracker's features: a replay must carry them."""
+    cache = TrackCache(tmp_path / "cache")
+    stream = [frame(0, [[1, 2, 3, 4], [5, 6, 7, 8]], [7, 9]), frame(1, [], []), frame(2, [[1, 2, 3, 4]], [7])]
+    rng = np.random.default_rng(0)
+    for f in stream:
+        f.detections.data["embedding"] = rng.random((len(f.detections), 1280), dtype=np.float32)
+    recorder = TrackRecorder(cache, "k", {"video": "/v/clip.mp4"})
+    for f in stream:
+        recorder.process(f)
+    recorder.end_of_stream()
+    recorder.close()
+    replay = list(CachedSource(cache.get("k")))
+    for got, want in zip(replay, stream):
+        if len(want.detections):
+            assert np.array_equal(got.detections.data["embedding"], want.detections.data["embedding"])
+
+
 class Stream:
     """A finite source of numbered frames, with the ``close()`` the runtime calls."""
 

@@ -127,14 +127,19 @@ def test_every_demo_event_is_true_and_every_label_is_found(demo_run):
     events = pl.read_parquet(demo_run / "events.parquet").with_columns(video=pl.lit("video"))  # one video: no column
     table = score_events(labels, detected_events(events), kinds=("interaction", "queue", "unattended"))
     got = {r["kind"]: (r["labels"], r["detected"], r["tp"]) for r in table.iter_rows(named=True)}
-    assert got == {"interaction": (2, 2, 2), "queue": (2, 2, 2), "unattended": (0, 0, 0)}, got
+    assert got == {"interaction": (1, 1, 1), "queue": (2, 2, 2), "unattended": (0, 0, 0)}, got
 
 
-def test_demo_interactions_begin_when_the_cashier_began_serving(demo_run):
-    """The cashier is known as staff only after 5 s behind the till; the interactions still start at the clip's start."""
+def test_demo_service_begins_when_the_cashier_began_serving_and_names_the_customers_served(demo_run):
+    """The cashier is known as staff only after 5 s behind the till; the service still starts at the clip's
+    start, and it lists the customers at lane 1: the bald man and the young man at least (the labels)."""
     zones = Zones(yaml.safe_load((CONF_DIR / "site" / "demo.yaml").read_text())["zones"])
     ends = pl.read_parquet(demo_run / "events.parquet").filter((pl.col("phase") == "end") & (pl.col("kind") == "interaction"))
-    assert ends.height == 2
+    assert ends.height == 1
+    day = json.loads((demo_run / "analytics_metrics.json").read_text())
+    [entry] = day["interaction_metrics"]["interaction_times"]
+    assert entry["staff_ids"] == [entry["staff_id"]] and entry["customer_id"] in entry["customer_ids"]
+    assert len(entry["customer_ids"]) >= 2
     for row in ends.iter_rows(named=True):
         assert row["started_at"] < 1.0, row
         staff_box, customer_box = json.loads(row["boxes"])

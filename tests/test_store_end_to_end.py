@@ -42,12 +42,35 @@ def in_out(table, line):
     return rows.count("in"), rows.count("out")
 
 
+# Why bands, not equality, on the detector's output: on tud-campus people half-hidden at the
+# line or a zone's edge score near the detector's threshold (0.25). With one CPU's INT8 kernels
+# such a box is found, with another's not, and a short extra track adds one crossing or one
+# visit (measured: walkway_mid (5, 1) with AVX-512 VNNI or AMX kernels, (4, 1) with AVX2;
+# window_front 6 visits against 5). So the CLI's figures may be off by one count in all; the
+# truth is checked exactly on the ground-truth tracks here, and the counting itself exactly on
+# synthetic tracks (tests/analytics). The bands still fail when counting breaks:
+# test_the_bands_reject_broken_counting.
+
+
+def counts_within_one(found: tuple[int, int], truth: tuple[int, int]) -> bool:
+    """In and out counts that differ from the truth by one crossing in all, at most."""
+    return sum(abs(f - t) for f, t in zip(found, truth)) <= 1
+
+
+def visits_within_one(found: list[float], truth: list[float]) -> bool:
+    """One visit more or fewer at most, and the total time within 10% plus the shortest true visit
+    (an extra or a missing visit is a short one: a box found or lost at a zone's edge)."""
+    slack = 0.10 * sum(truth) + min(truth, default=0.0)
+    return abs(len(found) - len(truth)) <= 1 and abs(sum(found) - sum(truth)) <= slack
+
+
 def test_line_counts_match_the_ground_truth(tud_store):
     spec, found, truth = tud_store
     for line in spec["lines"]:
         expected = spec["truth"]["crossings"][line]
         assert in_out(truth["footfall"], line) == (expected["in"], expected["out"])  # the labels file agrees
-        assert in_out(found["footfall"], line) == (expected["in"], expected["out"]), line
+        assert counts_within_one(in_out(found["footfall"], line), (expected["in"], expected["out"])), \
+            (line, in_out(found["footfall"], line))
 
 
 def test_dwell_visits_match_the_ground_truth_in_number_and_total_time(tud_store):
@@ -56,5 +79,19 @@ def test_dwell_visits_match_the_ground_truth_in_number_and_total_time(tud_store)
         true = truth["dwell"].filter(truth["dwell"]["zone"] == zone)["seconds"].to_list()
         seen = found["dwell"].filter((found["dwell"]["zone"] == zone) & (found["dwell"]["role"] == "customer"))
         assert sorted(round(s, 2) for s in true) == sorted(spec["truth"]["visits"][zone])
-        assert seen.height == len(true), zone
-        assert sum(seen["seconds"].to_list()) == pytest.approx(sum(true), rel=0.10), zone
+        assert visits_within_one(seen["seconds"].to_list(), true), (zone, seen["seconds"].to_list(), true)
+
+
+def test_the_bands_reject_broken_counting():
+    truth = (4, 1)  # walkway_mid
+    assert counts_within_one((4, 1), truth) and counts_within_one((5, 1), truth) and counts_within_one((4, 0), truth)
+    assert not counts_within_one((1, 4), truth)  # directions swapped
+    assert not counts_within_one((0, 0), truth)  # nothing counted
+    assert not counts_within_one((8, 2), truth)  # every crossing counted twice
+    assert not counts_within_one((5, 2), truth)  # one extra each way
+    visits = [0.32, 1.72, 2.8, 2.8, 0.96]  # window_front
+    assert visits_within_one(visits, visits) and visits_within_one([*visits, 0.4], visits)
+    assert not visits_within_one([], visits)  # no visits at all
+    assert not visits_within_one([v / 2 for v in visits for _ in (0, 1)], visits)  # every visit split in two
+    assert not visits_within_one([8.6], visits)  # visits merged into one
+    assert not visits_within_one([v * 2 for v in visits], visits)  # time counted twice
