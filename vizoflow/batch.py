@@ -87,6 +87,17 @@ def needs_video(node_cfg: Any) -> bool:
         return False
 
 
+def recorded_prefix(cfg: DictConfig) -> list[str]:
+    """The first graph entries, in order, that work on pixels (the detector, the tracker and pixel
+    measures right after it): what the track cache records and a replay stands in for."""
+    prefix = []
+    for name in topological_order(cfg.graph):
+        if not needs_video(cfg.graph[name]["node"]):
+            break
+        prefix.append(name)
+    return prefix
+
+
 def replay_graph(cfg: DictConfig) -> DictConfig:
     """The graph without the nodes that need the video (detector, tracker, segmenter, evidence, preview)."""
     graph = OmegaConf.create(OmegaConf.to_container(cfg.graph, resolve=False))
@@ -213,7 +224,10 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
         from_cache = False
         if cfg.batch.cache:
             cache = TrackCache(cfg.batch.cache_dir or default_cache_dir() / "tracks")
-            key = cache_key(file_digest(video), cfg.detector, cfg.tracker, int(cfg.source.stride))
+            prefix = recorded_prefix(cfg)
+            recorded = {name: OmegaConf.to_container(cfg.graph[name]["node"], resolve=True)
+                        for name in prefix if name not in ("detect", "track")}  # those two are keyed as such
+            key = cache_key(file_digest(video), cfg.detector, cfg.tracker, int(cfg.source.stride), recorded)
             frames = video_frames(video, int(cfg.source.stride))
             entry = cache.get(key, frames)
             if entry is not None:
@@ -221,11 +235,10 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
                 nodes = build_nodes(replay_graph(cfg))
             else:
                 nodes = build_nodes(cfg.graph)
-                at = next((i + 1 for i, (n, _) in enumerate(nodes) if n == "track"), None)
-                if at is None:
-                    log.warning("no graph entry named 'track': nothing to cache")
-                else:
-                    nodes.insert(at, ("track_cache", TrackRecorder(cache, key, {"video": video}, frames)))
+                if "track" not in prefix:
+                    log.warning("no graph entry named 'track' among the first nodes: nothing to cache")
+                else:  # after the tracker and the pixel nodes that follow it, before the first that needs no pixels
+                    nodes.insert(len(prefix), ("track_cache", TrackRecorder(cache, key, {"video": video}, frames)))
         stats = run_pipeline(cfg, source=source, nodes=nodes, extra={"from_cache": from_cache})
     except VizoflowError as exc:
         log.error("%s failed: %s", name, exc)

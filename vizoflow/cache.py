@@ -23,6 +23,7 @@ import polars as pl
 import supervision as sv
 
 from vizoflow.frame import Frame
+from vizoflow.nodes.filters import CHANGE
 from vizoflow.nodes.sinks import track_columns
 from vizoflow.nodes.track import EMBEDDING
 from vizoflow.video import probe
@@ -59,10 +60,13 @@ def _precise(settings: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**settings, "precision": f"auto:{cpu_facts()['openvino_default_precision']}"}
 
 
-def cache_key(video_digest: str, detector: Mapping[str, Any], tracker: Mapping[str, Any], stride: int) -> str:
-    """Key of one video under one detector/tracker/stride setting."""
+def cache_key(video_digest: str, detector: Mapping[str, Any], tracker: Mapping[str, Any], stride: int,
+              recorded: Mapping[str, Any] | None = None) -> str:
+    """Key of one video under one detector/tracker/stride setting (and the settings of any
+    other node whose values are recorded with the tracks, ``recorded``: name -> its config)."""
     settings = json.dumps({"v": CACHE_VERSION, "detector": _strip(_precise(detector)), "tracker": _strip(_precise(tracker)),
-                           "stride": stride}, sort_keys=True, default=str)
+                           "stride": stride, **({"recorded": _strip(recorded)} if recorded else {})},
+                          sort_keys=True, default=str)
     return hashlib.sha256(f"{video_digest}:{settings}".encode()).hexdigest()[:24]
 
 
@@ -151,7 +155,7 @@ class TrackRecorder:
         self.cache, self.key, self.meta = cache, key, dict(meta)
         self.frames = frames
         self._cols: dict[str, list] = {c: [] for c in ("frame", "timestamp", "track_id", "x1", "y1", "x2", "y2",
-                                                        "confidence", EMBEDDING)}
+                                                        "confidence", EMBEDDING, CHANGE)}
         self._complete = False
         self._last: Frame | None = None
 
@@ -162,6 +166,8 @@ class TrackRecorder:
             rows = track_columns(frame, missing_confidence=1.0)
             features = det.data.get(EMBEDDING)
             rows[EMBEDDING] = [f.tolist() for f in features] if features is not None else [None] * len(det)
+            change = det.data.get(CHANGE)
+            rows[CHANGE] = [None if np.isnan(c) else float(c) for c in change] if change is not None else [None] * len(det)
         else:
             rows = {name: [None] for name in self._cols} | {"frame": [frame.index], "timestamp": [frame.timestamp]}
         for name, values in rows.items():
@@ -191,7 +197,7 @@ class TrackRecorder:
         table = pl.DataFrame(self._cols, schema={"frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
                                                  "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32,
                                                  "y2": pl.Float32, "confidence": pl.Float32,
-                                                 EMBEDDING: pl.List(pl.Float32)})
+                                                 EMBEDDING: pl.List(pl.Float32), CHANGE: pl.Float32})
         width, height = self._last.size
         self.cache.put(self.key, table, {**self.meta, "name": self._last.video, "width": width, "height": height,
                                          "epoch": self._last.epoch, "frames": recorded})
@@ -219,6 +225,7 @@ class CachedSource:
         boxes = table.select("x1", "y1", "x2", "y2").to_numpy().astype(np.float32)
         conf = table["confidence"].fill_null(0.0).to_numpy().astype(np.float32)
         features = table[EMBEDDING] if EMBEDDING in table.columns and table[EMBEDDING].null_count() < len(table) else None
+        change = table[CHANGE].fill_null(float("nan")).to_numpy().astype(np.float32) if CHANGE in table.columns else None
         starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
         for start, end in zip(starts, np.r_[starts[1:], len(frames)]):
             keep = slice(start, end) if ids[start] >= 0 else slice(start, start)  # a null row: no tracks
@@ -226,6 +233,8 @@ class CachedSource:
                                 tracker_id=ids[keep].astype(int))
             if features is not None and len(det):  # the tracker's appearance features, for the identity layer
                 det.data[EMBEDDING] = np.stack(features[keep].to_list()).astype(np.float32)
+            if change is not None:  # how much each box's pixels changed, for the person filter
+                det.data[CHANGE] = change[keep]
             yield Frame(video=meta["name"], index=int(frames[start]), timestamp=float(times[start]), image=blank,
                         detections=det, epoch=float(meta["epoch"]))
 
