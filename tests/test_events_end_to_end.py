@@ -131,7 +131,7 @@ def test_every_demo_event_is_true_and_every_label_is_found(demo_run):
 
 
 def test_demo_service_begins_when_the_cashier_began_serving_and_names_the_customers_served(demo_run):
-    """The cashier is known as staff only after 5 s behind the till; the service still starts at the clip's
+    """The cashier is known as staff only after 2 s behind the till; the service still starts at the clip's
     start, and it lists the customers at lane 1: the bald man and the young man at least (the labels)."""
     zones = Zones(yaml.safe_load((CONF_DIR / "site" / "demo.yaml").read_text())["zones"])
     ends = pl.read_parquet(demo_run / "events.parquet").filter((pl.col("phase") == "end") & (pl.col("kind") == "interaction"))

@@ -221,6 +221,19 @@ def test_a_customer_being_served_is_never_unattended():
     assert [e.kind for e in events] == ["interaction"]
 
 
+def test_a_queue_that_was_ready_goes_on_with_a_person_who_is_never_trusted():
+    """Customers 1 and 2 queue from 0 s, both trusted; 1 leaves at 6 s while 3, half hidden
+    behind the till (never trusted), stands there from 1 s: still a queue of two at 10 s."""
+    stream = []
+    for i in range(120):
+        people = {2: (450, 100, "customer"), 3: (500, 100, "customer")} if i >= 10 else {2: (450, 100, "customer")}
+        if i < 60:
+            people[1] = (420, 100, "customer")
+        stream.append(frame(i, people, untrusted={3}))
+    events = run(QueueRule(ZONES, min_people=2, min_seconds=10.0), stream)
+    assert [e.phase for _, e in events] == ["start", "end"] and events[0][1].started_at == 0.0
+
+
 def test_untrusted_people_do_not_make_a_queue():
     people = {k: (450 + 30 * k, 100, "customer") for k in (1, 2, 3)}
     stream = [frame(i, people, untrusted={3}) for i in range(100)]

@@ -10,9 +10,12 @@ missed detections, a stalled stream) do not split it. All times come from
 Evidence arrives late: a track is known to be staff only after ``staff.min_seconds``
 behind the counter, and a person only once :class:`~vizoflow.nodes.filters.PersonFilter`
 trusts it. Rules therefore follow every candidate from the moment its condition held
-and mark an observation ``ready`` once roles and trust fit; an event starts when it is
-ready and has held long enough, with ``started_at`` the moment it first held. A cashier
-recognised at 5 s who stood by a customer from 0 s gives an interaction from 0 s.
+and mark an observation ``ready`` once roles and trust fit; an event starts once it has
+been ready and has held long enough, with ``started_at`` the moment it first held. A
+cashier recognised at 5 s who stood by a customer from 0 s gives an interaction from 0 s.
+Readiness is kept for the episode: two trusted customers queue, one leaves, and a third
+who stands half hidden behind the till's monitor (never trusted: no visible life) keeps
+the queue going; it is still a queue when it has lasted long enough.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Episode:
     last_emit: float = 0.0
     seen: dict[int, list[float]] = field(default_factory=dict)  # id -> [first, last] time seen
     staff: set[int] = field(default_factory=set)  # ids seen as staff in it
+    ready: bool = False  # roles and trust fitted at some moment of it
     max_size: int = 0
 
     def add(self, t: float, obs: Observation) -> None:
@@ -108,7 +112,8 @@ class EpisodeTracker:
                 first = t if obs.since is None else min(t, obs.since)
                 ep = self.episodes[key] = Episode(first=first, last=t, start_obs=obs)
             ep.add(t, obs)
-            if not ep.started and obs.ready and self._due(ep.last - ep.first):
+            ep.ready |= obs.ready
+            if not ep.started and ep.ready and self._due(ep.last - ep.first):
                 ep.started, ep.last_emit, ep.start_obs = True, t, obs
                 events.append(self._event(frame, key, ep, "start"))
             elif ep.started and self.update_seconds and t - ep.last_emit >= self.update_seconds - EPS:
@@ -251,7 +256,7 @@ class InteractionRule(_Rule):
     ``(staff, customer)``: the pair that stood together longest when the event started.
 
     Pairs are followed from the moment they first stood close, whatever their roles, so
-    a cashier recognised as staff after 5 s behind the till gives a service from 0 s.
+    a cashier recognised as staff after 2 s behind the till gives a service from 0 s.
 
     Every person in a service on this frame is marked ``detections.data["in_service"]``,
     which :class:`UnattendedRule` reads: a customer being served is not unattended.
