@@ -92,7 +92,8 @@ def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(caviar_bat
     # the caviar site at unattended 2 s (a test setting), so the shopper's 6 s in the shop is an event
     root, _, _ = caviar_batch
     tmp_path = root / "first" / "caviar-shop-front"
-    tracks = pl.read_parquet(tmp_path / "tracks.parquet").with_columns(gx=(pl.col("x1") + pl.col("x2")) / 2)
+    tracks = pl.read_parquet(tmp_path / "tracks.parquet").with_columns(  # events name persons, not tracklets
+        gx=(pl.col("x1") + pl.col("x2")) / 2, track_id=pl.col("person_id"))
     events = pl.read_parquet(tmp_path / "events.parquet").filter(pl.col("phase") == "end")
     # The shopper who walks out of the shop (gt id 1) crosses the shop zone's front edge
     # (y = 140) at about frame 145 (5.8 s): an unattended wait in the shop ends then.
@@ -102,7 +103,7 @@ def test_caviar_alerts_on_the_shopper_never_on_racks_or_the_mannequin(caviar_bat
     ends = (events["started_at"] + events["duration"]).to_list()
     assert any(abs(end - leaves_at) <= 0.5 for end in ends), (ends, leaves_at)
     # The clothes rack left in the shop is tracked all clip long but never moves: never an event.
-    static = [tid for tid, g in tracks.group_by("track_id")
+    static = [tid for (tid,), g in tracks.group_by("track_id")
               if g["timestamp"].max() - g["timestamp"].min() > 10 and g["gx"].max() - g["gx"].min() < 3]
     assert static and not set(static) & {i for ids in events["track_ids"].to_list() for i in ids}
     # Every event follows a ground-truth person (racks and the mannequin are in no gt box).
