@@ -140,8 +140,9 @@ class Schedule:
 class WeekSource:
     """Frames of a :class:`Schedule` with their tracked boxes, as the tracker node would hand them on.
 
-    People sway by 2 px from frame to frame, so the person filter sees the life real people show
-    (and trusts them after its ``motion_frames``).
+    People sway by 2 px from frame to frame, so the person filter's box-edge test sees the life
+    real people show (and trusts them after its ``motion_frames``); the frames are flat grey, so
+    the pixel test is off (:func:`week_config`).
     """
 
     def __init__(self, schedule: Schedule) -> None:
@@ -177,7 +178,7 @@ class WeekSource:
 
 
 def week_config(out: Path, timezone: str, *overrides: str) -> DictConfig:
-    """The shipped graph from the person filter on, fed by :class:`WeekSource`, outputs under ``out``."""
+    """The shipped graph from the identity layer on, fed by :class:`WeekSource`, outputs under ``out``."""
     from hydra import compose, initialize_config_dir
 
     from vizoflow.cli import CONF_DIR
@@ -185,7 +186,10 @@ def week_config(out: Path, timezone: str, *overrides: str) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=[
             f"output_dir={out}/run", f"evidence.dir={out}/segments", f"timezone={timezone}", "site_name=week",
-            "~graph.detect", "~graph.track", "~graph.tracks", "~graph.preview", "graph.people.inputs=[source]",
+            "~graph.detect", "~graph.track", "~graph.appearance", "~graph.tracks", "~graph.preview",
+            "graph.identity.inputs=[source]",
+            # flat grey frames have no pixels that change: trust by the box-edge test, which the sway passes
+            "filters.min_change=0",
             "runtime.progress=false", "evidence.retention.max_age_hours=null", *OVERRIDES, *overrides])
 
 
