@@ -87,7 +87,7 @@ def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) ->
                                                "graph.preview=null", *overrides])
         if not full_graph:
             for name in list(cfg.graph):
-                if name not in ("detect", "track", "identity", "tracks"):
+                if name not in ("detect", "track", "appearance", "identity", "people", "roles", "tracks"):
                     cfg.graph[name] = None
         with open_dict(cfg):
             cfg.graph.count = {"node": {"_target_": "zone_count.ZoneCount", "polygon": zone_of(video)},
