@@ -36,7 +36,7 @@ def events_summary(path: Path, limit: int = 20) -> list[str]:
     lines = [f"events: {ends.height}"]
     for row in ends.head(limit).iter_rows(named=True):
         who = (f"staff {row['staff_id']}, customer {row['customer_id']}" if row["kind"] == "interaction"
-               else "tracks " + ", ".join(str(t) for t in row["track_ids"]))
+               else "people " + ", ".join(str(t) for t in row["track_ids"]))
         lines.append(f"  {row['kind']:<12} {row['started_at']:7.1f} - {row['started_at'] + row['duration']:7.1f} s  {who}")
     if ends.height > limit:
         lines.append(f"  ... {ends.height - limit} more in {path.name}")
