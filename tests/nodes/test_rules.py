@@ -359,3 +359,14 @@ def test_a_graph_without_a_tracker_runs_its_rules_and_preview_on_untracked_boxes
         for _, node in nodes:
             getattr(node, "close", lambda: None)()
     assert (tmp_path / "preview.mp4").stat().st_size > 0
+
+
+def test_a_service_does_not_go_on_into_the_next_video():
+    """Person ids restart with each video: the same ids in the next video are a new service, dated
+    from when they met in that video (1.0 s), not from the earlier video's clock."""
+    rule = InteractionRule(max_distance=50, min_seconds=1.0)
+    stream = [frame(i, {1: (100, 100, "staff"), 2: (120, 100, "customer")}, video="a") for i in range(30)]
+    stream += [frame(i, {1: (100, 100, "staff"), 2: (120 if i >= 10 else 300, 100, "customer")}, video="b")
+               for i in range(30)]
+    events = run(rule, stream)
+    assert [e.started_at for _, e in events if e.phase == "start"] == [0.0, 1.0]

@@ -167,6 +167,9 @@ class _Rule:
     def observe(self, frame: Frame) -> Mapping[Hashable, Observation]:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Forget what a rule keeps besides its episodes (another video: its ids are other people)."""
+
     def process(self, frame: Frame) -> Frame:
         """Append this frame's events to ``frame.events``."""
         if self.zones is not None:
@@ -175,6 +178,7 @@ class _Rule:
             if self._last is not None:
                 frame.events.extend(self.tracker.finish(self._last))
             self._video = frame.video
+            self.reset()
         self._last = frame
         frame.events.extend(self.tracker.step(frame, self.observe(frame)))
         return frame
@@ -295,6 +299,10 @@ class InteractionRule(_Rule):
         self.max_distance = max_distance
         self.floor = FloorMap(calibration)
         self.tracker = EpisodeTracker("interaction", min_seconds, gap_seconds, update_seconds)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget pairs and services (another video)."""
         self._close_since: dict[tuple[int, int], list[float]] = {}  # pair -> [first, last] time close
         self._services: dict[int, _Service] = {}
         self._next_key = 0
