@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
@@ -162,20 +161,15 @@ class PersonIdentity:
         lost = [p for p in self._persons.values() if p.pid not in visible and 0 < t - p.seen <= self.max_gap]
         if not len(new) or not lost:
             return
-        cost = np.full((len(new), len(lost)), np.inf)
+        plausible = np.zeros((len(new), len(lost)), dtype=bool)
         for a, i in enumerate(new):
             for b, person in enumerate(lost):
-                reach = self._reach(person, float(heights[i]), t)
-                near = float(np.linalg.norm(points[i] - person.point)) / reach
-                if near > 1:
+                if float(np.linalg.norm(points[i] - person.point)) > self._reach(person, float(heights[i]), t):
                     continue
-                look = 0.0
                 if features is not None and person.feature is not None:
-                    look = 1.0 - float(features[i] @ person.feature)
-                    if look > self.max_appearance:
-                        continue
-                cost[a, b] = near + look / max(self.max_appearance, 1e-9)
-        plausible = np.isfinite(cost)
+                    plausible[a, b] = 1.0 - float(features[i] @ person.feature) <= self.max_appearance
+                else:
+                    plausible[a, b] = True
         for a, b in zip(*np.nonzero(plausible)):
             if plausible[a].sum() == 1 and plausible[:, b].sum() == 1:  # only where nobody else could be meant
                 pids[new[a]] = lost[b].pid
