@@ -33,8 +33,8 @@ unattended events, so the labels scored are those visits.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import math
 import os
 import platform
 import subprocess
@@ -103,25 +103,23 @@ def labels_for(clip: Clip, folder: Path) -> Path:
     return path
 
 
-def run(clip: Clip, code: Path, labels: Path, cache: Path, out: Path, points: list[dict[str, float]]) -> list[Path]:
-    """Run ``clip`` at every point (a multirun when more than one); returns each point's output folder."""
+def run(clip: Clip, code: Path, labels: Path, cache: Path, out: Path, grid: bool) -> list[Path]:
+    """Run ``clip`` at its defaults, or at every point of :data:`GRID` (one multirun); returns each
+    run's output folder."""
     base = [sys.executable, "-m", "vizoflow", f"+site={clip.site}", "mode=batch",
             f"source.path={FOOTAGE / clip.name / 'video.mp4'}", f"source.stride={clip.stride}",
             f"batch.cache_dir={cache}", f"evidence.dir={out}/segments", f"eval.labels={labels}",
             "runtime.progress=false", "graph.preview=null", *clip.overrides]
     env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(code)}
-    if points == [{}]:
-        args, folders = [*base, f"output_dir={out}/0"], [out / "0"]
-    else:
-        sweep = [f"{key}={','.join(str(v) for v in GRID[key])}" for key in GRID]  # Hydra sweeps their product
+    if grid:  # Hydra sweeps the product of the values; each job's folder is named by its number
+        sweep = [f"{key}={','.join(str(v) for v in GRID[key])}" for key in GRID]
         args = [*base[:3], "--multirun", *base[3:], f"hydra.sweep.dir={out}", *sweep]
-        folders = []  # Hydra numbers jobs in the order of the cartesian product of the swept values
+    else:
+        args = [*base, f"output_dir={out}/0"]
     result = subprocess.run(args, cwd=code, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise SystemExit(f"vizoflow failed on {clip.view}:\n{result.stderr[-3000:]}")
-    if not folders:
-        folders = sorted((p for p in out.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name))
-    return folders
+    return sorted((p for p in out.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name)) if grid else [out / "0"]
 
 
 def job_point(folder: Path) -> dict[str, float]:
@@ -212,20 +210,21 @@ def main() -> None:
 
     config = OmegaConf.load(ROOT / "vizoflow" / "conf" / "config.yaml")
     center = {key: float(OmegaConf.select(config, key)) for key in GRID}
-    points = [{}] if args.defaults_only else [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+    grid = not args.defaults_only
+    points = math.prod(len(values) for values in GRID.values()) if grid else 1
     results: dict[str, list[dict]] = json.loads(Path(args.from_json).read_text()) if args.from_json else {}
     with tempfile.TemporaryDirectory(prefix="vizoflow-events-") as tmp:
         tmp_path = Path(tmp)
         cache = Path(args.cache) if args.cache else tmp_path / "cache"
         for n, clip in enumerate(CLIPS if not args.from_json else ()):
             labels = labels_for(clip, tmp_path)
-            if len(points) > 1:  # detection and tracking once, into the cache
-                run(clip, Path(args.code), labels, cache, tmp_path / f"warm{n}", [{}])
-            for folder in run(clip, Path(args.code), labels, cache, tmp_path / f"clip{n}", points):
-                point = job_point(folder) if len(points) > 1 else {}
+            if grid:  # detection and tracking once, into the cache
+                run(clip, Path(args.code), labels, cache, tmp_path / f"warm{n}", grid=False)
+            for folder in run(clip, Path(args.code), labels, cache, tmp_path / f"clip{n}", grid):
+                point = job_point(folder) if grid else {}
                 rows = score(folder, clip)
                 results.setdefault(key_of(point) or "defaults", []).extend(rows)
-            print(f"  {clip.view}: {len(points)} point(s)", flush=True)
+            print(f"  {clip.view}: {points} point(s)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     before = json.loads(Path(args.before).read_text())["defaults"] if args.before else None

@@ -30,14 +30,19 @@ CONF_SHIFT_ENV = "VIZO_TEST_DETECTOR_CONF_SHIFT"
 DEFAULT_CONF = float(yaml.safe_load((CONF_DIR / "detector" / "yolo.yaml").read_text())["conf"])
 
 
+def conf_shift() -> float:
+    """How far this test session moves the detector's threshold (0: not at all)."""
+    return float(os.environ.get(CONF_SHIFT_ENV, "0"))
+
+
 def detector_conf() -> float:
     """The detector's confidence threshold in this test session (the default, moved by the shift)."""
-    return round(DEFAULT_CONF + float(os.environ.get(CONF_SHIFT_ENV, "0")), 4)
+    return round(DEFAULT_CONF + conf_shift(), 4)
 
 
 def detector_overrides() -> list[str]:
     """Config overrides that apply this session's threshold (none without a shift)."""
-    return [f"detector.conf={detector_conf()}"] if float(os.environ.get(CONF_SHIFT_ENV, "0")) else []
+    return [f"detector.conf={detector_conf()}"] if conf_shift() else []
 
 
 def pytest_addoption(parser):
