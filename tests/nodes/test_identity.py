@@ -72,6 +72,36 @@ def test_a_new_tracklet_that_looks_clearly_different_is_someone_else():
     assert seen[0][1] == seen[-1][7]
 
 
+def twin_frame(i: int, boxes: dict[int, tuple[float, float, float, float]]) -> Frame:
+    """Frame ``i`` at 10 fps with explicit boxes (track id -> xyxy)."""
+    det = sv.Detections(xyxy=np.array(list(boxes.values()), dtype=float).reshape(-1, 4),
+                        confidence=np.full(len(boxes), 0.9), class_id=np.zeros(len(boxes), int),
+                        tracker_id=np.array(list(boxes), dtype=int))
+    return Frame(video="cam", index=i, timestamp=i / FPS, image=IMAGE, detections=det)
+
+
+def test_a_second_box_on_the_same_body_takes_the_person_over_when_the_first_is_lost():
+    # track 1 is a person; from frame 10 the tracker also follows their upper body as track 2,
+    # and loses track 1 at frame 15: track 2 is that person from then on
+    body, upper = (80, 200, 120, 300), (82, 205, 118, 260)
+    stream = [twin_frame(i, {1: body}) for i in range(10)]
+    stream += [twin_frame(i, {1: body, 2: upper}) for i in range(10, 15)]
+    stream += [twin_frame(i, {2: upper}) for i in range(15, 25)]
+    seen = persons(PersonIdentity(), stream)
+    assert seen[12][2] != seen[12][1]  # two boxes at once are never one person
+    assert seen[-1][2] == seen[0][1]
+
+
+def test_a_young_tracklet_seen_elsewhere_never_takes_a_lost_person_over():
+    # track 2 starts 60 px beside track 1, walks into its place when track 1 is lost
+    stream = [twin_frame(i, {1: (80, 200, 120, 300)}) for i in range(10)]
+    stream += [twin_frame(i, {1: (80, 200, 120, 300), 2: (140, 200, 180, 300)}) for i in range(10, 15)]
+    stream += [twin_frame(i, {2: (140 - 10 * (i - 14), 200, 180 - 10 * (i - 14), 300)}) for i in range(15, 25)]
+    seen = persons(PersonIdentity(), stream)
+    assert seen[-1][2] != seen[0][1]
+    assert len({p for f in seen for p in f.values()}) == 2
+
+
 def test_a_person_lost_longer_than_the_gap_is_a_new_visit():
     stream = [frame(i, {1: (100, 300)}) for i in range(10)] + [frame(i, {2: (100, 300)}) for i in range(60, 70)]
     seen = persons(PersonIdentity(max_gap_seconds=4.0), stream)
@@ -112,7 +142,8 @@ def test_a_teleport_across_a_line_is_not_a_crossing():
     assert raw.update(0.0, [5], np.array([[380.0, 300.0]])) == [] and raw.update(1.5, [5], np.array([[232.0, 300.0]]))
 
 
-@pytest.mark.parametrize("kwargs", [{"max_speed": 0}, {"max_gap_seconds": -1}, {"feature_momentum": 1.0}])
+@pytest.mark.parametrize("kwargs", [{"max_speed": 0}, {"max_gap_seconds": -1}, {"feature_momentum": 1.0},
+                                    {"adopt_seconds": -1}, {"twin_overlap": 0}])
 def test_bad_settings_are_config_errors(kwargs):
     with pytest.raises(ConfigError, match="identity"):
         PersonIdentity(**kwargs)
