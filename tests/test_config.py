@@ -103,7 +103,7 @@ def compose_checked(*overrides: str, config_dir: Path | None = None) -> DictConf
     searchpath = [f"hydra.searchpath=[file://{config_dir}]"] if config_dir else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[*searchpath, *overrides], return_hydra_config=True)
-    check_config_files(cfg.hydra)
+    check_config_files(cfg.hydra, cfg)
     return cfg
 
 
@@ -190,3 +190,34 @@ def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_pat
     fixed = run_cli(*args, timeout=120)
     assert fixed.returncode == 0, fixed.stderr
     assert (tmp_path / "out" / "snapshot.png").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("rules.unattended.seconds=abc", "'rules.unattended.seconds' must be a number, got 'abc'"),
+    ("rules.queue.min_people=2.5", "'rules.queue.min_people' must be a whole number, got 2.5"),
+    ("batch.cache=sometimes", "'batch.cache' must be true or false, got 'sometimes'"),
+    ("detector.conf=high", "'detector.conf' must be a number, got 'high'"),
+    ("rules.interaction.update_seconds=often", "'rules.interaction.update_seconds' must be a number, got 'often'"),
+    ("+cameras.door.rules.queue.min_seconds=long", "'cameras.door.rules.queue.min_seconds' must be a number, got 'long'"),
+])
+def test_a_value_of_the_wrong_type_is_a_one_line_error_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose_checked(f"source.path={clip('tud-campus')}", override)
+    assert str(info.value) == message
+
+
+def test_values_of_the_right_type_pass_whatever_their_source(tmp_path):
+    write_conf(tmp_path, "site", "mine", "rules: {unattended: {seconds: 12, update_seconds: 5}, queue: {min_people: 2}}")
+    cfg = compose_checked("+site=mine", "rules.interaction.max_distance=2", "filters.max_ratio=0.8",
+                          "batch.cache=false", config_dir=tmp_path)
+    assert (cfg.rules.unattended.seconds, cfg.rules.interaction.max_distance, cfg.batch.cache) == (12, 2, False)
+
+
+@pytest.mark.slow  # the CLI
+def test_a_wrong_type_ends_snapshot_mode_in_one_line(tmp_path):
+    done = run_cli(f"source.path={clip('tud-campus')}", "mode=snapshot", "rules.unattended.seconds=abc",
+                   f"output_dir={tmp_path}/out", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "vizoflow: error: 'rules.unattended.seconds' must be a number, got 'abc'"]
+    assert not (tmp_path / "out" / "snapshot.png").exists()

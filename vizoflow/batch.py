@@ -225,7 +225,7 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
         if cfg.batch.cache:
             cache = TrackCache(cfg.batch.cache_dir or default_cache_dir() / "tracks")
             prefix = recorded_prefix(cfg)
-            recorded = {name: OmegaConf.to_container(cfg.graph[name]["node"], resolve=True)
+            recorded = {name: OmegaConf.to_container(node_config(cfg.graph[name]), resolve=True)
                         for name in prefix if name not in ("detect", "track")}  # those two are keyed as such
             key = cache_key(file_digest(video), cfg.detector, cfg.tracker, int(cfg.source.stride), recorded)
             frames = video_frames(video, int(cfg.source.stride))

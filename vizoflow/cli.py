@@ -32,11 +32,12 @@ def app(cfg: DictConfig) -> None:
 
     User-fixable errors are reported here, inside the job, so Hydra does not add its
     own "Error executing job" line; they leave as ``SystemExit(2)``. Site and
-    experiment files are checked for unknown keys first: Hydra lets a file add keys
-    silently, so a typo there would leave a default in force without a word.
+    experiment files are checked for unknown keys first (Hydra lets a file add keys
+    silently, so a typo there would leave a default in force without a word), and
+    every value for its type, in every mode.
     """
     try:
-        check_config_files(HydraConfig.get())
+        check_config_files(HydraConfig.get(), cfg)
         SiteClock(cfg.timezone)  # an unknown time zone is named before anything starts
         mode = cfg.mode
         if mode == "run":

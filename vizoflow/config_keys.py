@@ -1,4 +1,4 @@
-"""Unknown keys in site and experiment files are errors, not silently added values.
+"""Unknown keys in site and experiment files, and values of the wrong type, are errors.
 
 Hydra checks command-line overrides against the composed config (``rules.x=1`` fails
 when ``rules.x`` does not exist), but a file merged through the defaults list may add
@@ -13,12 +13,19 @@ config (``conf/config.yaml``) with the chosen option of each of its groups
 Free-form, so not checked here:
 
 - zone names (``zones.<name>``) and graph entry names (``graph.<name>``: a site may
-  add nodes). A graph entry has only ``node``, ``inputs`` and ``shared``; the node's own
+  add nodes). A graph entry has only ``node``, ``settings``, ``inputs`` and ``shared``; the node's own
   arguments are checked when it is built.
 - anything below a value the schema gives as ``null``, a list or a string
   (``calibration``, ``rules.interaction.pairs``): the file replaces the value and its
   reader checks it.
 - ``hydra``: Hydra checks its own keys.
+
+Types are declared once, by the defaults: a setting whose default is a number must be
+a number, a whole number where the default is one, and true/false where it is a
+boolean, wherever the value comes from (a file, the command line, a camera entry).
+Settings whose default is ``null`` have their type in :data:`NULLABLE`. So
+``rules.unattended.seconds=abc`` is an error in every mode, before any model loads,
+instead of a string that fails (or not) deep inside a node.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vizoflow.cameras import CAMERA_KEYS
 from vizoflow.errors import ConfigError
@@ -39,8 +46,17 @@ WILDCARD = "*"
 FREE_FORM: dict[str, Any] = {  # replaces these subtrees of the schema; None = any value
     "zones": {WILDCARD: None},
     "lines": {WILDCARD: None},
-    "graph": {WILDCARD: {"node": None, "inputs": None, "shared": None}},
+    "graph": {WILDCARD: {"node": None, "settings": None, "inputs": None, "shared": None}},
     "hydra": None,
+}
+
+# Settings whose default is null: the type a value must have when it is set.
+NULLABLE: dict[str, type] = {
+    "filters.max_ratio": float, "filters.life_memory": float,
+    "rules.interaction.update_seconds": float, "rules.unattended.update_seconds": float,
+    "rules.queue.update_seconds": float, "evidence.retention.max_age_hours": float,
+    "evidence.retention.max_total_gb": float, "status.port": int, "batch.ray_cpus": int,
+    "source.start_time": float,
 }
 
 
@@ -213,6 +229,55 @@ class KeyChecker:
                 raise ConfigError(_message(key, known, file.shown, len(found) - 1))
 
 
-def check_config_files(hydra_cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` when a site or experiment file sets a key the config does not have."""
-    KeyChecker(hydra_cfg).check()
+    def check_types(self, cfg: DictConfig) -> None:
+        """Raise on the first value whose type is not its default's (see the module docstring).
+
+        Raises:
+            ConfigError: one line naming the key, the expected type and the value.
+        """
+        for problem in _wrong_types(cfg, self.schema):
+            raise ConfigError(problem)
+
+
+def _kind(default: Any) -> type | None:
+    """The type a value must have, given its default; None: any value."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, (int, float)):
+        return type(default)
+    return None
+
+
+def _wrong_types(cfg: DictConfig, schema: Any, prefix: str = "") -> Iterator[str]:
+    if not isinstance(schema, Mapping):
+        return
+    for key in cfg:
+        path = f"{prefix}{key}"
+        child = schema.get(key, schema.get(WILDCARD))
+        try:
+            value = cfg[key]
+        except Exception:  # noqa: BLE001 - an unset environment variable or a '???': reported where it is read
+            continue
+        if isinstance(value, DictConfig):
+            yield from _wrong_types(value, child, path + ".")
+            continue
+        kind = NULLABLE.get(path.split(".", 2)[-1] if path.startswith("cameras.") else path) or _kind(child)
+        if kind is None or value is None or isinstance(child, Mapping):
+            continue
+        if kind is bool and not isinstance(value, bool):
+            yield f"'{path}' must be true or false, got {value!r}"
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            yield f"'{path}' must be a whole number, got {value!r}"
+        elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            yield f"'{path}' must be a number, got {value!r}"
+        elif kind is list and not isinstance(value, (list, tuple, ListConfig)):
+            yield f"'{path}' must be a list, got {value!r}"
+
+
+def check_config_files(hydra_cfg: DictConfig, cfg: DictConfig | None = None) -> None:
+    """Raise :class:`ConfigError` when a site or experiment file sets a key the config does not have,
+    or (given the composed ``cfg``) a value has the wrong type."""
+    checker = KeyChecker(hydra_cfg)
+    checker.check()
+    if cfg is not None:
+        checker.check_types(cfg)

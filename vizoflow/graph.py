@@ -6,7 +6,10 @@ The graph is a named dict in YAML::
       detect:  {node: {_target_: ...}, inputs: [source]}
       track:   {node: ${tracker},       inputs: [detect]}
 
-Every entry names the entries it reads from; ``source`` is the frame source. With
+Every entry names the entries it runs after; ``source`` is the frame source. An entry's
+``settings`` (usually a whole section of the config, ``settings: ${identity}``) are
+passed to its node as keyword arguments, under the node's own keys, so a setting is
+written once in its section and not repeated in the graph. With
 several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and
 metrics file, the evidence courier): one node sees the frames of every camera. An entry
@@ -32,7 +35,7 @@ from vizoflow.errors import ConfigError, GraphError, VizoflowError
 from vizoflow.node import Node
 
 SOURCE = "source"
-ENTRY_KEYS = ("node", "inputs", "shared")
+ENTRY_KEYS = ("node", "settings", "inputs", "shared")
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -55,6 +58,8 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         inputs = entry.get("inputs", [SOURCE])
         if isinstance(inputs, str) or not isinstance(inputs, (list, tuple, ListConfig)):
             raise GraphError(name, f"'inputs' must be a list of node names, got {inputs!r}")
+        if entry.get("settings") is not None and not isinstance(entry["settings"], Mapping):
+            raise GraphError(name, f"'settings' must be a mapping of keyword arguments, got {entry['settings']!r}")
         if not isinstance(entry.get("shared", False), bool):
             raise GraphError(name, f"'shared' must be true or false, got {entry.get('shared')!r}")
         entries[str(name)] = entry
@@ -113,6 +118,22 @@ def check_required(cfg: DictConfig, prefix: str = "") -> None:
             check_required(value, path + ".")
 
 
+def node_config(entry: Mapping[str, Any]) -> DictConfig:
+    """What builds an entry's node: its ``settings`` with the ``node`` config's own keys on top.
+
+    Both are resolved first: their interpolations (``${zones}``) point into the whole
+    config, which a merged copy no longer is.
+
+    Raises:
+        MissingMandatoryValue: a ``???`` value is read.
+    """
+    settings = entry.get("settings")
+    if settings is None:
+        return entry["node"]
+    merged = {**OmegaConf.to_container(settings, resolve=True), **OmegaConf.to_container(entry["node"], resolve=True)}
+    return OmegaConf.create(merged)
+
+
 def build_nodes(graph: DictConfig, only: set[str] | None = None) -> list[tuple[str, Node]]:
     """Validate the graph and instantiate its nodes in run order (only those named in ``only``, if given).
 
@@ -125,9 +146,10 @@ def build_nodes(graph: DictConfig, only: set[str] | None = None) -> list[tuple[s
     for name in order:
         if only is not None and name not in only:
             continue
+        check_required(graph[name]["node"], f"graph.{name}.node.")
         node_cfg = graph[name]["node"]
-        check_required(node_cfg, f"graph.{name}.node.")
         try:
+            node_cfg = node_config(graph[name])
             node = instantiate(node_cfg, _convert_="all")
         except MissingMandatoryValue as exc:
             raise ConfigError(f"graph node '{name}': required value '{exc.full_key}' is not set") from None
