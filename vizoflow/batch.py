@@ -38,7 +38,7 @@ from vizoflow.cameras import camera_config, camera_names
 from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
-from vizoflow.graph import build_nodes, topological_order
+from vizoflow.graph import build_nodes, node_config, topological_order
 from vizoflow.nodes.sinks import merge_tables
 from vizoflow.nodes.sources import expand_videos
 from vizoflow.nodes.store import STORE_TABLES

@@ -72,11 +72,13 @@ def test_a_new_tracklet_that_looks_clearly_different_is_someone_else():
     assert seen[0][1] == seen[-1][7]
 
 
-def twin_frame(i: int, boxes: dict[int, tuple[float, float, float, float]]) -> Frame:
-    """Frame ``i`` at 10 fps with explicit boxes (track id -> xyxy)."""
+def twin_frame(i: int, boxes: dict[int, tuple[float, float, float, float]], looks: bool = True) -> Frame:
+    """Frame ``i`` at 10 fps with explicit boxes (track id -> xyxy), all looking alike unless ``looks`` is off."""
     det = sv.Detections(xyxy=np.array(list(boxes.values()), dtype=float).reshape(-1, 4),
                         confidence=np.full(len(boxes), 0.9), class_id=np.zeros(len(boxes), int),
                         tracker_id=np.array(list(boxes), dtype=int))
+    if looks:
+        det.data["embedding"] = np.tile(np.array([1.0, 0, 0, 0], np.float32), (len(boxes), 1))
     return Frame(video="cam", index=i, timestamp=i / FPS, image=IMAGE, detections=det)
 
 
@@ -84,12 +86,17 @@ def test_a_second_box_on_the_same_body_takes_the_person_over_when_the_first_is_l
     # track 1 is a person; from frame 10 the tracker also follows their upper body as track 2,
     # and loses track 1 at frame 15: track 2 is that person from then on
     body, upper = (80, 200, 120, 300), (82, 205, 118, 260)
-    stream = [twin_frame(i, {1: body}) for i in range(10)]
-    stream += [twin_frame(i, {1: body, 2: upper}) for i in range(10, 15)]
-    stream += [twin_frame(i, {2: upper}) for i in range(15, 25)]
-    seen = persons(PersonIdentity(), stream)
+
+    def stream(looks: bool) -> list[Frame]:
+        return ([twin_frame(i, {1: body}, looks) for i in range(10)]
+                + [twin_frame(i, {1: body, 2: upper}, looks) for i in range(10, 15)]
+                + [twin_frame(i, {2: upper}, looks) for i in range(15, 25)])
+
+    seen = persons(PersonIdentity(), stream(looks=True))
     assert seen[12][2] != seen[12][1]  # two boxes at once are never one person
     assert seen[-1][2] == seen[0][1]
+    seen = persons(PersonIdentity(), stream(looks=False))  # without appearance a box behind is not a twin
+    assert seen[-1][2] != seen[0][1]
 
 
 def test_a_young_tracklet_seen_elsewhere_never_takes_a_lost_person_over():
