@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export YOLO_OFFLINE := 1
 
-.PHONY: demo test check-kernels setup clean
+.PHONY: demo test lint check-kernels setup clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# ruff, configured in pyproject.toml ([tool.ruff]).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check vizoflow tests bench
 
 # The footage tests again under other CPU kernels and a detector threshold moved by +-0.01 (README, "Precision").
 check-kernels: $(VENV)/.installed

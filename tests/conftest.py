@@ -102,8 +102,8 @@ def caviar_batch(tmp_path_factory):
     (root / "archive").mkdir()
     for name in BATCH_CLIPS:
         (root / "archive" / f"{name}.mp4").symlink_to(clip(name))
-    common = ["+site=caviar", "rules.unattended.seconds=2", "mode=batch", f"source.path={root}/archive", f"batch.cache_dir={root}/cache",
-              f"evidence.dir={root}/segments", "runtime.progress=false",
+    common = ["+site=caviar", "rules.unattended.seconds=2", "mode=batch", f"source.path={root}/archive",
+              f"batch.cache_dir={root}/cache", f"evidence.dir={root}/segments", "runtime.progress=false",
               f"eval.labels={ROOT / 'data' / 'labels' / 'shared.csv'}"]
     first = run_cli(*common, f"output_dir={root}/first")
     assert first.returncode == 0, first.stderr
@@ -129,7 +129,8 @@ def demo_run(tmp_path_factory) -> Path:
     return out
 
 
-def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vizoflow`` as a user would and capture its output."""
     full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)

@@ -52,7 +52,7 @@ def write_annexb(video: Path, out: Path, fps: float | None = None) -> Path:
     return out
 
 
-def _encode_annexb(images, out: Path, fps: float) -> Path:  # noqa: ANN001 - iterable of BGR arrays
+def _encode_annexb(images, out: Path, fps: float) -> Path:
     """Raw H.264 at a constant ``fps``, with the rate in its VUI (x264 ``force-cfr``)."""
     rate = Fraction(fps).limit_denominator(1000)
     with av.open(str(out), mode="w", format="h264") as container:

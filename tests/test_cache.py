@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import supervision as sv
 
-from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
 from tests.conftest import clip, run_cli, write_video
+from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
 from vizoflow.frame import Frame
 from vizoflow.nodes.sources import VideoFileSource
 from vizoflow.runtime import Runtime

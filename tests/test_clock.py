@@ -7,7 +7,7 @@ local becomes 03:00) and back on 2026-10-25 at 01:00 UTC (03:00 local becomes 02
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ from vizoflow.errors import ConfigError
 
 
 def utc(*args: int) -> float:
-    return datetime(*args, tzinfo=timezone.utc).timestamp()
+    return datetime(*args, tzinfo=UTC).timestamp()
 
 
 def test_kolkata_days_run_from_local_midnight_and_times_carry_the_offset():

@@ -12,13 +12,13 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from tests.conftest import ROOT, clip, run_cli
-from vizoflow.cli import CONF_DIR
 from vizoflow.cameras import camera_config, camera_names
-from vizoflow.runner import build_site, build_source
-from vizoflow.runtime import PerCamera
+from vizoflow.cli import CONF_DIR
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order
+from vizoflow.runner import build_site, build_source
+from vizoflow.runtime import PerCamera
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}
 SITES = GROUPS.pop("site")

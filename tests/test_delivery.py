@@ -15,8 +15,7 @@ import pytest
 from werkzeug import Request, Response
 
 from tests.nodes.test_metrics import SEED_SCHEMA
-from vizoflow.delivery import (HttpClient, IncidentReporter, PermanentError, RetryPolicy, TransientError,
-                               Uploader, safe_filename)
+from vizoflow.delivery import HttpClient, IncidentReporter, PermanentError, RetryPolicy, TransientError, Uploader, safe_filename
 from vizoflow.events import Event
 from vizoflow.nodes.evidence import Courier
 from vizoflow.nodes.metrics import EvidenceLinker, MetricsCollector
@@ -63,7 +62,8 @@ def test_happy_path_uploads_reports_and_links(httpserver, world):
         return Response(json.dumps({"filename": "prolific_upload_1642248025_abc123.mp4"}), content_type="application/json")
 
     httpserver.expect_request("/uploadFile", method="POST").respond_with_handler(upload)
-    httpserver.expect_request("/api/Addprolificai_alerts", method="POST", headers={"X-API-Key": KEY}).respond_with_json({"ok": True})
+    httpserver.expect_request("/api/Addprolificai_alerts", method="POST",
+                              headers={"X-API-Key": KEY}).respond_with_json({"ok": True})
     assert courier(httpserver, world["outbox"]).drain() == 1
     assert seen["key"] == KEY
     assert seen["files"] == {"file": (world["clip"].name, world["clip"].stat().st_size)}

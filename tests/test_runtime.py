@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -127,10 +129,8 @@ def run_ending(n: int, stop_at=None, fail_at=None, interrupt_at=None) -> tuple[s
             return super().process(frame)
 
     runtime = Runtime(ListSource(frames(n)), [("n", Node(log, "n", fail_at, interrupt_at))], progress=False)
-    try:
+    with contextlib.suppress(NodeError, KeyboardInterrupt):
         runtime.run()
-    except (NodeError, KeyboardInterrupt):
-        pass
     return runtime.stats.status, [name for name, _ in log if name in ("finish", "end_of_stream")]
 
 

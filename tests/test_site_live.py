@@ -47,7 +47,7 @@ def camera_metric(port: int, name: str, camera: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def wait_for(check, seconds: float, what: str):  # noqa: ANN001, ANN201
+def wait_for(check, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = check()

@@ -53,7 +53,7 @@ def frame(people: int) -> Frame:
     return Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((4, 4, 3), np.uint8), detections=det)
 
 
-def board_with(camera=None, evidence=None, clock=None):  # noqa: ANN001, ANN202
+def board_with(camera=None, evidence=None, clock=None):
     nodes = [("rule", FakeRule()), ("deliver", evidence or FakeEvidence()), ("plain", object())]
     return StatusBoard(camera, nodes, stall_seconds=10, backlog_items=5, refresh=0, clock=clock or Clock())
 
@@ -140,21 +140,20 @@ def test_endpoints_serve_prometheus_metrics_and_health_on_loopback():
 
 def test_a_busy_port_is_a_config_error():
     board = board_with(FakeCamera())
-    with StatusReporter(board, interval=0, port=0) as first:
-        with pytest.raises(ConfigError, match="status.port"):
-            with StatusReporter(board, interval=0, port=first.port):
-                pass
+    with (StatusReporter(board, interval=0, port=0) as first,
+          pytest.raises(ConfigError, match="status.port"),
+          StatusReporter(board, interval=0, port=first.port)):
+        pass
 
 
 def test_status_lines_are_logged_periodically(caplog):
     board = board_with(FakeCamera())
     board.on_batch([frame(1)])
-    with caplog.at_level(logging.INFO, logger="vizoflow.status"):
-        with StatusReporter(board, interval=0.05, port=None):
-            deadline = time.monotonic() + 5
-            while len([r for r in caplog.records if r.getMessage().startswith("status:")]) < 2:
-                assert time.monotonic() < deadline, "no status lines within 5 s"
-                time.sleep(0.02)
+    with caplog.at_level(logging.INFO, logger="vizoflow.status"), StatusReporter(board, interval=0.05, port=None):
+        deadline = time.monotonic() + 5
+        while len([r for r in caplog.records if r.getMessage().startswith("status:")]) < 2:
+            assert time.monotonic() < deadline, "no status lines within 5 s"
+            time.sleep(0.02)
 
 
 def test_falling_behind_the_camera_is_degraded_not_unhealthy():

@@ -93,9 +93,8 @@ def test_every_site_records_the_frame_size_its_zones_were_drawn_on(site, compose
     from omegaconf import OmegaConf
 
     from tests.conftest import ROOT
-    from vizoflow.video import probe
-
     from vizoflow.cameras import camera_config, camera_names
+    from vizoflow.video import probe
 
     cfg = compose_cfg(f"+site={site}")
     configs = [camera_config(cfg, name) for name in camera_names(cfg)] or [cfg]  # store42: each camera's own

@@ -34,8 +34,8 @@ import polars as pl
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vizoflow.cameras import camera_config, camera_names
 from vizoflow.cache import CachedSource, TrackCache, TrackRecorder, cache_key, file_digest, video_frames
+from vizoflow.cameras import camera_config, camera_names
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.evaluate import detected_events, label_video_names, load_labels, score_events
 from vizoflow.graph import build_nodes, node_config, topological_order

@@ -349,7 +349,8 @@ class Outbox:
     def fail(self, item_id: int, error: str) -> None:
         """Park an item that cannot succeed without a person (e.g. 401); see :meth:`retry_failed`."""
         with self._tx() as db:
-            db.execute("UPDATE evidence SET state = ?, last_error = ?, updated = ? WHERE id = ?", (FAILED, error, time.time(), item_id))
+            db.execute("UPDATE evidence SET state = ?, last_error = ?, updated = ? WHERE id = ?",
+                       (FAILED, error, time.time(), item_id))
 
     def retry_failed(self) -> int:
         """Make failed and waiting items due now (they restart from their last finished step)."""

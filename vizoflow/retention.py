@@ -73,10 +73,9 @@ class Retention:
             except FileNotFoundError:
                 continue
             item = by_name.get(path.name)
-            if item is not None:
-                deletable = delivered(item)
-            else:  # not in the outbox: an eventless time segment, or a clip about to be recorded
-                deletable = "_time_" in path.name and st.st_mtime < now - UNRECORDED_GRACE
+            # not in the outbox: an eventless time segment, or a clip about to be recorded
+            deletable = (delivered(item) if item is not None
+                         else "_time_" in path.name and st.st_mtime < now - UNRECORDED_GRACE)
             clips.append((st.st_mtime, st.st_size, path, deletable))
         clips.sort(key=lambda c: c[0])
         total = sum(size for _, size, _, _ in clips)

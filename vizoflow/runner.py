@@ -37,7 +37,7 @@ from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required, shared_entries, topological_order
 from vizoflow.inference import cpu_facts
 from vizoflow.mux import CameraMux
-from vizoflow.runtime import PerCamera, Runtime, RunStats
+from vizoflow.runtime import PerCamera, RunStats, Runtime
 from vizoflow.status import StatusBoard, StatusReporter
 
 SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
@@ -109,7 +109,7 @@ def build_source(cfg: DictConfig) -> Any:
     check_required(cfg.source, "source.")
     try:
         return instantiate(cfg.source, _convert_="all")
-    except Exception as exc:  # unwrap Hydra's InstantiationException
+    except Exception as exc:  # noqa: BLE001 - unwrap Hydra's InstantiationException; anything else becomes a ConfigError
         cause = exc.__cause__ or exc
         if isinstance(cause, VizoflowError):
             raise cause from None

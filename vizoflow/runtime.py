@@ -131,11 +131,12 @@ class Runtime:
     in order. A source with ``rounds()`` (several cameras, :class:`~vizoflow.mux.CameraMux`)
     hands over its own batches instead, a frame or a few of each camera; shared nodes
     (the detector) see the whole round, :class:`PerCamera` entries only their camera's
-    frames, and a camera whose node fails is ended and dropped while the others go on. Every node's ``finish(frame)`` and ``close()`` run at the end, also
-    after a stop, an error or Ctrl-C, so events already seen are ended and sinks
-    flush what they have. ``end_of_stream()`` runs only when the source yielded its
-    last frame, so a node that stores a *whole* video (the track cache) never
-    mistakes a stopped run for a complete one.
+    frames, and a camera whose node fails is ended and dropped while the others go on.
+    Every node's ``finish(frame)`` and ``close()`` run at the end, also after a stop,
+    an error or Ctrl-C, so events already seen are ended and sinks flush what they have.
+    ``end_of_stream()`` runs only when the source yielded its last frame, so a node
+    that stores a *whole* video (the track cache) never mistakes a stopped run for a
+    complete one.
 
     Args:
         source: Iterable of frames with ``close()``; ``total_frames`` (optional) sizes the progress bar.

@@ -311,7 +311,7 @@ def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
     from prometheus_client.core import GaugeMetricFamily
 
     class BoardCollector:
-        def collect(self):  # noqa: ANN202 - prometheus_client protocol
+        def collect(self):
             values = board.snapshot()
             healthy, _ = board.health(values)
             yield GaugeMetricFamily("vizoflow_healthy", "1 when camera, pipeline and disk are fine", value=healthy)
@@ -331,7 +331,7 @@ def _handler(board: StatusBoard) -> type[BaseHTTPRequestHandler]:
     registry.register(BoardCollector())
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             if self.path.split("?")[0] == "/metrics":
                 body, code, kind = generate_latest(registry), 200, "text/plain; version=0.0.4"
             elif self.path.split("?")[0] in ("/health", "/healthz"):

@@ -6,12 +6,13 @@ presentation timestamps that rules need; PyAV gives both.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -58,7 +59,7 @@ def _creation_epoch(container: av.container.InputContainer, path: Path,
             note = f"unreadable creation_time tag {tag!r}"
         else:
             if when.tzinfo is None:  # ffmpeg writes UTC; a tag without zone is taken as UTC, not local time
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             return when.timestamp(), FROM_TAG, ""
     return path.stat().st_mtime - (duration or 0.0), FROM_MTIME, note
 
@@ -186,8 +187,6 @@ class H264Writer:
         """Give up the clip: close what is open and delete the ``.partial`` file."""
         container, self._container = self._container, None
         if container is not None:
-            try:
+            with contextlib.suppress(OSError, av.error.FFmpegError):  # the file is deleted next anyway
                 container.close()
-            except (OSError, av.error.FFmpegError):
-                pass  # the file is deleted next anyway
         self._partial.unlink(missing_ok=True)

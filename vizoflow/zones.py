@@ -69,8 +69,9 @@ class Zones:
         """Fit the zones to a ``(width, height)`` frame, or raise :class:`ConfigError`.
 
         Call it whenever the frame size may have changed (each new video, a camera
-        reconnect; a call on an unchanged size returns at once): zones drawn on another size are scaled from the drawn polygons, so
-        going back and forth never accumulates rounding. Refused: another aspect ratio
+        reconnect; a call on an unchanged size returns at once): zones drawn on another
+        size are scaled from the drawn polygons, so going back and forth never
+        accumulates rounding. Refused: another aspect ratio
         (one line naming both sizes), or a zone reaching outside the frame, which is
         almost always a zone meant for another camera.
         """

@@ -8,9 +8,9 @@ import supervision as sv
 
 from tests.conftest import FOOTAGE, SHARED, clip, detector_conf
 from vizoflow.errors import ConfigError
+from vizoflow.mot import gt_boxes
 from vizoflow.nodes import detect
 from vizoflow.nodes.detect import YoloDetector, resolve_model
-from vizoflow.mot import gt_boxes
 from vizoflow.nodes.sources import VideoFileSource
 
 

@@ -36,7 +36,7 @@ class Clocks:
         return WALL0 + self.tick / FPS + self.step
 
 
-def run_camera(step: float, monkeypatch, tmp_path) -> dict:  # noqa: ANN001
+def run_camera(step: float, monkeypatch, tmp_path) -> dict:
     """60 s at 10 fps; the wall clock jumps by ``step`` at 30 s and again at 46 s (in an outage 40-52 s)."""
     clocks = Clocks()
     monkeypatch.setattr(live, "time", SimpleNamespace(time=clocks.wall, monotonic=clocks.monotonic))

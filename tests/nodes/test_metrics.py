@@ -19,8 +19,10 @@ from vizoflow.frame import Frame
 from vizoflow.nodes.metrics import MetricsCollector, MetricsSink
 
 NUMBER = {"type": "number"}
-EVIDENCE = {"type": "object", "required": ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"],
-            "properties": {k: {"type": "string"} for k in ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"]}}
+EVIDENCE = {"type": "object",
+            "required": ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"],
+            "properties": {k: {"type": "string"}
+                           for k in ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"]}}
 # The seed's example structure, as a schema: these keys and types must be there.
 SEED_SCHEMA = {
     "type": "object",

@@ -120,7 +120,7 @@ def test_disk_nearly_full_skips_new_clips_but_keeps_going(tmp_path, caplog):
 def test_a_write_error_abandons_the_clip_not_the_pipeline(tmp_path, monkeypatch):
     seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=1.0, post_roll=0.5, fps=FPS)
 
-    def full(*_args):  # noqa: ANN002
+    def full(*_args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("vizoflow.video.H264Writer.write", full)

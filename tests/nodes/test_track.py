@@ -24,7 +24,7 @@ def tud_frames():
     return frames
 
 
-def run(tracker, frames, video="tud"):  # noqa: ANN001, ANN201
+def run(tracker, frames, video="tud"):
     out = []
     for index, t, image, boxes in frames:
         det = sv.Detections(xyxy=boxes.astype(float), confidence=np.full(len(boxes), 0.9))

@@ -194,7 +194,7 @@ class DwellMeter:
         self._seen.clear()
         return self._sorted(visits)
 
-    def _close(self, done) -> list[Visit]:  # noqa: ANN001 - a predicate on _Open
+    def _close(self, done) -> list[Visit]:
         ended = [(key, v) for key, v in self._open.items() if done(v)]
         counted = []
         for (zone, tid), v in ended:

@@ -74,7 +74,7 @@ class YoloDetector:
         self.model_path = resolve_model(model)
         try:
             self._model = YOLO(self.model_path, task="detect")
-        except Exception as exc:  # Ultralytics raises many types for a bad path/name
+        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for a bad path/name: a ConfigError
             raise ConfigError(f"cannot load detector model {self.model_path}: {exc}") from None
         self._args = {"imgsz": imgsz, "conf": conf, "iou": iou, "classes": [PERSON], "device": device, "verbose": False}
         # Ultralytics compiles an OpenVINO model when it first predicts, with OpenVINO's

@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from vizoflow.clock import SiteClock
-from vizoflow.delivery import (HttpClient, IncidentReporter, LocalStore, PermanentError, RetryPolicy,
-                               TransientError, Uploader, api_key_from_env)
+from vizoflow.delivery import (
+    HttpClient,
+    IncidentReporter,
+    LocalStore,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    Uploader,
+    api_key_from_env,
+)
 from vizoflow.events import VideoEvidence
 from vizoflow.frame import Frame
 from vizoflow.outbox import CLIP_WRITTEN, LOCAL, REPORTED, UNKNOWN_REMOTE, UPLOADED, Item, Outbox
@@ -218,7 +226,7 @@ class EvidenceDelivery:
                 if time.monotonic() - self._swept >= self.retention_interval:
                     self._swept = time.monotonic()
                     self.retention.sweep()
-            except Exception:  # noqa: BLE001 - the worker must outlive one bad item
+            except Exception:  # the worker must outlive one bad item
                 log.exception("evidence worker error")
             self._stop.wait(self.poll_seconds)
 

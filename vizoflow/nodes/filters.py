@@ -290,11 +290,13 @@ class PersonFilter:
                  min_motion: float = 0.0, motion_frames: int = 3, life_memory: float | None = None,
                  forget_seconds: float = 300.0, frame_size: Sequence[int] | None = None) -> None:
         if not 0.0 <= min_area <= max_area <= 1.0:
-            raise ConfigError(f"filters: need 0 <= min_area <= max_area <= 1 (fractions of the frame), got {min_area}, {max_area}")
+            raise ConfigError(f"filters: need 0 <= min_area <= max_area <= 1 (fractions of the frame), got "
+                              f"{min_area}, {max_area}")
         if min_ratio < 0 or (max_ratio is not None and max_ratio < min_ratio):
             raise ConfigError(f"filters: need 0 <= min_ratio <= max_ratio, got {min_ratio}, {max_ratio}")
         if not 0.0 <= score_threshold <= 1.0 or score_window < 1:
-            raise ConfigError(f"filters: need score_threshold in [0, 1] and score_window >= 1, got {score_threshold}, {score_window}")
+            raise ConfigError(f"filters: need score_threshold in [0, 1] and score_window >= 1, got "
+                              f"{score_threshold}, {score_window}")
         if min_change < 0 or life_seconds < 0 or walk_motion < 0:
             raise ConfigError(f"filters: need min_change >= 0, life_seconds >= 0 and walk_motion >= 0, got "
                               f"{min_change}, {life_seconds}, {walk_motion}")

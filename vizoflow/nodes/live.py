@@ -138,7 +138,7 @@ class LiveSource:
                         "keep the start's time base until the next start", self.name, step)
             self._step_seen = step
 
-    def _hand_over(self, image) -> None:  # noqa: ANN001 - ndarray
+    def _hand_over(self, image) -> None:
         now = self.now()
         frame = Frame(video=self.name, index=self._index, timestamp=now, image=image, epoch=self.epoch)
         self._index += 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import supervision as sv
@@ -134,7 +134,7 @@ class EpisodeTracker:
         return events
 
     def _event(self, frame: Frame, key: Hashable, ep: Episode, phase: str) -> Event:
-        stamp = datetime.fromtimestamp(frame.epoch + ep.first, tz=timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
+        stamp = datetime.fromtimestamp(frame.epoch + ep.first, tz=UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3]
         name = str(key) if self.kind == "queue" else "-".join(str(i) for i in ep.start_obs.ids)
         details: dict[str, object] = {}
         if self.kind == "queue":

@@ -102,9 +102,9 @@ class VideoSegmenter:
     DISK_CHECK_SECONDS = 5.0  # free space is re-read at most this often
     RECORD_RETRY_SECONDS = 2.0  # an outbox recording that failed is tried again at most this often
 
-    def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event", pre_roll: float = 10.0,
-                 post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0, fps: float = 25.0,
-                 jpeg_quality: int = 90, queue_size: int = 64, min_free_mb: float = 1024.0,
+    def __init__(self, directory: str, outbox_path: str | None = None, metrics_path: str | None = None, mode: str = "event",
+                 pre_roll: float = 10.0, post_roll: float = 5.0, max_seconds: float = 120.0, buffer_seconds: float = 45.0,
+                 fps: float = 25.0, jpeg_quality: int = 90, queue_size: int = 64, min_free_mb: float = 1024.0,
                  timezone: str = "UTC") -> None:
         if mode not in ("event", "time"):
             raise ConfigError(f"segment.mode must be 'event' or 'time', got {mode!r}")
@@ -213,7 +213,7 @@ class VideoSegmenter:
                 log.error("segment write failed, open clips abandoned (%s): %s",
                           ", ".join(k for k, c in self._clips.items() if c.writer is not None) or "none", exc)
                 self._abandon_all()
-            except Exception as exc:  # noqa: BLE001 - reported to the frame loop
+            except Exception as exc:  # reported to the frame loop
                 log.exception("segment writer failed")
                 self._error = exc
 

