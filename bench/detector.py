@@ -236,7 +236,7 @@ def spread(values: list[float]) -> str:
 
 
 def report(names: list[str], samples: dict[str, list[Sample]], ratios: dict[str, list[float]]) -> None:
-    """The medians per row (see the module docstring for the columns)."""
+    """The medians per row; the legend printed before it says what each column is."""
     print(f"\n{'row':16s} {'ms/frame':>8s} {'frames/s':>8s} {'vs alone':>8s} {'in-run':>7s} {'ratio':>6s}"
           f" {'spread':>10s} {'+ms':>6s} {'others':>8s}  note")
     for name in names:
@@ -258,7 +258,8 @@ def report(names: list[str], samples: dict[str, list[Sample]], ratios: dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", default="ucf-checkout", help="shared clip (the demo site's is ucf-checkout)")
+    parser.add_argument("--clip", default="ucf-checkout",
+                        help="shared clip: the demo site's, or another 4:3 one (the demo's zones are scaled to it)")
     parser.add_argument("--frames", type=int, default=96, help="frames for the alone and detect rows")
     parser.add_argument("--pipe-frames", type=int, default=48, help="frames for the demo row (tracker and all)")
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
