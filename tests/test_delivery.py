@@ -14,7 +14,7 @@ import time
 import pytest
 from werkzeug import Request, Response
 
-from tests.nodes.test_metrics import SEED_SCHEMA
+from tests.nodes.test_metrics import V11_SCHEMA
 from vizoflow.delivery import HttpClient, IncidentReporter, PermanentError, RetryPolicy, TransientError, Uploader, safe_filename
 from vizoflow.events import Event
 from vizoflow.nodes.evidence import Courier
@@ -81,7 +81,7 @@ def test_happy_path_uploads_reports_and_links(httpserver, world):
     data = json.loads((world["tmp"] / "analytics_metrics.json").read_text())
     import jsonschema
 
-    jsonschema.validate(data, SEED_SCHEMA)
+    jsonschema.validate(data, V11_SCHEMA)
     assert data["interaction_metrics"]["interaction_times"][0]["video_evidence"] == incident["video_evidence"]
     assert world["outbox"].counts()["linked"] == 1
 
@@ -243,7 +243,7 @@ def test_killed_while_uploads_are_pending_every_incident_arrives_exactly_once(ht
     assert Outbox(outbox_path).counts()["reported"] == 5
 
 
-# -- what counts as success (docs/reliability_items_3_5.md) ---------------------------------------------------------
+# -- what counts as success (docs/reliability.md, "What counts as a successful reply") --------------------------------
 
 def report_answers(httpserver, world, body, status=200, content_type="application/json"):
     """Upload succeeds; the incident API answers ``body``; returns the item after one drain."""

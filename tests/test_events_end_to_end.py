@@ -15,7 +15,7 @@ import yaml
 from werkzeug import Response
 
 from tests.conftest import FOOTAGE, ROOT, run_cli
-from tests.nodes.test_metrics import SEED_SCHEMA
+from tests.nodes.test_metrics import V11_SCHEMA
 from vizoflow.cli import CONF_DIR
 from vizoflow.evaluate import detected_events, load_labels, score_events
 from vizoflow.mot import person_tracks
@@ -44,7 +44,7 @@ def test_each_visit_longer_than_the_threshold_is_one_unattended_event(intel_run)
     data = json.loads((intel_run / "analytics_metrics.json").read_text())
     import jsonschema
 
-    jsonschema.validate(data, SEED_SCHEMA)
+    jsonschema.validate(data, V11_SCHEMA)
     events = data["unattended_metrics"]["unattended_events"]
     assert len(INTEL_EVENTS) == 4 and len(events) == len(INTEL_EVENTS)
     table = pl.read_parquet(intel_run / "events.parquet").filter(pl.col("phase") == "end").sort("started_at")

@@ -1,7 +1,7 @@
 """A really full disk (a 2 MiB tmpfs made by the test) and injected database errors.
 
 Analysis goes on, what could not be written is retried or reported, and nothing
-already recorded is lost (issue 16, item 3; docs/reliability_items_3_5.md).
+already recorded is lost (docs/reliability.md, "Full disk and database errors").
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def test_without_vizo_config_dir_only_the_shipped_configs_are_searched(monkeypat
 
 
 def test_a_shipped_name_wins_over_the_users_file_of_the_same_name(tmp_path, monkeypatch):
-    """The README says so: a user's folder is searched after the shipped configs (as Hydra does
+    """docs/install.md says so: a user's folder is searched after the shipped configs (as Hydra does
     with --config-dir), so a user's ``site/demo.yaml`` is not used; give your sites your own names."""
     write_conf(tmp_path, "site", "demo", "site_name: not_the_demo\n")
     monkeypatch.setenv("VIZO_CONFIG_DIR", str(tmp_path))

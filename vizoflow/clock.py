@@ -4,7 +4,7 @@ Everything vizoflow measures stays exact: frame times are seconds on the video (
 monotonic live) clock, real times are UTC epoch seconds, durations are differences
 of clock seconds. Only where a person reads a time does it become local time in the
 site's IANA zone (``timezone:`` in the site config): day and hour buckets, file and
-clip names, ISO strings (which carry the offset, ``+05:30``) and the seed's
+clip names, ISO strings (which carry the offset, ``+05:30``) and the v1.1 analytics format's
 ``upload_timestamp``. A day is local midnight to local midnight, so it has 23 or 25
 hours when daylight saving changes; the repeated autumn hour is told apart by its
 offset (``02:30+02:00`` then ``02:30+01:00``).
@@ -59,11 +59,11 @@ class SiteClock:
         return self.local(epoch).replace(minute=0, second=0, microsecond=0).isoformat(timespec="minutes")
 
     def stamp(self, epoch: float) -> str:
-        """``YYYYmmdd_HHMMSS`` local, for file names (the seed's form)."""
+        """``YYYYmmdd_HHMMSS`` local, for file names (the evidence naming form)."""
         return self.local(epoch).strftime("%Y%m%d_%H%M%S")
 
     def wall(self, epoch: float) -> str:
-        """``YYYY-mm-dd HH:MM:SS`` local: the seed's ``upload_timestamp`` form (no offset; the file's
+        """``YYYY-mm-dd HH:MM:SS`` local: the v1.1 ``upload_timestamp`` form (no offset; the file's
         metadata names the zone)."""
         return self.local(epoch).strftime("%Y-%m-%d %H:%M:%S")
 

@@ -147,7 +147,7 @@ class RetryPolicy:
     """How hard to try one request before giving the item back to the outbox.
 
     Args:
-        attempts: Tries per request (the seed's 3).
+        attempts: Tries per request (3 by default).
         backoff: First wait in seconds; doubles each time.
         max_wait: Cap for any wait, including a server's ``Retry-After``.
     """
@@ -253,7 +253,7 @@ class Uploader:
         return self.timeout_base + self.timeout_per_mb * size / 2**20
 
     def upload(self, path: Path) -> Stored:
-        """Upload ``path`` (the seed's ``_upload_video_file``).
+        """Upload ``path``.
 
         Success is a 2xx answer with a JSON object that does not say it failed (see
         :func:`check_reply`; an empty answer or a 204 is not a success here: the
@@ -295,7 +295,7 @@ class LocalStore:
 
 
 class IncidentReporter:
-    """POST the incident JSON (the seed's ``_report_incident_payload``).
+    """POST the incident JSON.
 
     Args:
         client: HTTP client carrying the key and retry policy.

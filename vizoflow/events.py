@@ -18,7 +18,7 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True, slots=True)
 class VideoEvidence:
-    """Where the clip of an event lives once delivered (the seed's ``video_evidence``)."""
+    """Where the clip of an event lives once delivered (``video_evidence`` in the v1.1 analytics format)."""
 
     segment_filename: str
     uploaded_filename: str
@@ -27,7 +27,7 @@ class VideoEvidence:
     upload_timestamp: str
 
     def to_dict(self) -> dict[str, str]:
-        """Plain dict in the seed's field order."""
+        """Plain dict in the v1.1 format's field order."""
         return asdict(self)
 
     @classmethod

@@ -23,8 +23,8 @@ EVIDENCE = {"type": "object",
             "required": ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"],
             "properties": {k: {"type": "string"}
                            for k in ["segment_filename", "uploaded_filename", "video_url", "incident_id", "upload_timestamp"]}}
-# The seed's example structure, as a schema: these keys and types must be there.
-SEED_SCHEMA = {
+# The v1.1 analytics format's example structure, as a schema: these keys and types must be there.
+V11_SCHEMA = {
     "type": "object",
     "required": ["metadata", "interaction_metrics"],
     "properties": {
@@ -48,14 +48,14 @@ def event(kind="interaction", phase="end", ids=(100, 200), start=52.0, duration=
                  started_at=start, duration=duration, epoch=EPOCH, details=details)
 
 
-def test_metrics_file_matches_the_seed_structure_and_summarizes_days(tmp_path):
+def test_metrics_file_matches_the_v1_1_structure_and_summarizes_days(tmp_path):
     c = MetricsCollector(tmp_path / "analytics_metrics.json", site="demo")
     c.add_event(event(duration=30.0))
     c.add_event(event(ids=(100, 201), start=100.0, duration=10.0))
     c.add_event(event("unattended", ids=(7,), duration=42.0, waiting_time=42.0))
     c.add_event(event("queue", ids=(1, 2, 3), duration=20.0, max_length=3, waits={"1": 20.0}))
     data = json.loads((tmp_path / "analytics_metrics.json").read_text())
-    jsonschema.validate(data, SEED_SCHEMA)
+    jsonschema.validate(data, V11_SCHEMA)
     first = data["interaction_metrics"]["interaction_times"][0]
     assert (first["staff_id"], first["customer_id"], first["interaction_duration"]) == (100, 200, 30.0)
     assert first["start"] == "2025-10-25T11:00:52.000+00:00"
@@ -79,7 +79,7 @@ def test_evidence_links_to_the_matching_entry_only(tmp_path):
     assert not c.link_video_evidence(b.event_id, [100, 999], ev)  # same event id, other ids: no match
     assert c.link_video_evidence(b.event_id, [100, 201], ev)
     data = json.loads((tmp_path / "m.json").read_text())
-    jsonschema.validate(data, SEED_SCHEMA)
+    jsonschema.validate(data, V11_SCHEMA)
     entries = data["interaction_metrics"]["interaction_times"]
     assert "video_evidence" not in entries[0] and entries[1]["video_evidence"] == ev.to_dict()
 
@@ -133,7 +133,7 @@ def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_
             proc.wait()
         assert proc.returncode == -signal.SIGKILL
         data = json.loads(path.read_text())  # would raise on a torn file
-        jsonschema.validate(data, SEED_SCHEMA)
+        jsonschema.validate(data, V11_SCHEMA)
         entries = data["interaction_metrics"]["interaction_times"]
         ids = {e["event_id"] for e in entries}
         assert any(i.startswith(f"run{run}-") for i in ids)  # this run's writes, not the previous run's file

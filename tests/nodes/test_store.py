@@ -72,7 +72,7 @@ def test_the_sections_land_in_the_day_file_through_the_metrics_sink(tmp_path):
     assert day["footfall_metrics"]["lines"]["door"] == {"in": 1, "out": 0,
                                                         "hourly": {"2025-10-25T11:00+00:00": {"in": 1, "out": 0}}}
     assert day["dwell_metrics"]["zones"]["shop"]["count"] == 1
-    assert day["metadata"]["version"] == "1.1" and "interaction_metrics" in day  # the seed's keys stay
+    assert day["metadata"]["version"] == "1.1" and "interaction_metrics" in day  # the v1.1 keys stay
 
 
 def test_a_second_video_starts_its_own_tracks_and_its_figures_are_published(tmp_path):

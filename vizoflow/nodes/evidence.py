@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def incident_id_for(item: Item, clock: SiteClock | None = None) -> str:
-    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the seed's form in the site's local time (UTC without a
+    """``incident_{YYYYmmdd_HHMMSS}_{n}``: the incident id form in the site's local time (UTC without a
     clock), dated from the event start, unique thanks to the outbox row id.
 
     Raises:
@@ -48,7 +48,7 @@ def incident_id_for(item: Item, clock: SiteClock | None = None) -> str:
 
 
 def incident_payload(item: Item, site: str, camera: str | None, timezone: str = "UTC") -> dict[str, Any]:
-    """The incident JSON sent to the incident API (documented in README)."""
+    """The incident JSON sent to the incident API (docs/evidence.md, "Incident payload")."""
     event = item.event
     evidence = VideoEvidence(segment_filename=Path(item.segment_path).name,
                              uploaded_filename=item.uploaded_filename or "", video_url=item.video_url or "",

@@ -139,10 +139,10 @@ def day_summary(doc: dict[str, Any], day: str, clock: SiteClock) -> dict[str, An
 
 
 class MetricsCollector:
-    """Keeps the seed's v1.1 analytics as one file per local day, each written atomically.
+    """Keeps the v1.1 analytics as one file per local day, each written atomically.
 
     ``path`` (``analytics_metrics.json``) is a link to the newest day's file,
-    ``analytics_metrics_YYYY-MM-DD.json`` beside it. Each day file has the seed's
+    ``analytics_metrics_YYYY-MM-DD.json`` beside it. Each day file has the v1.1
     structure: ``interaction_metrics.interaction_times[]`` holds ``staff_id``,
     ``customer_id``, ``interaction_duration`` and, once delivered, ``video_evidence``;
     vizoflow adds ``unattended_metrics``, ``queue_metrics`` and that day's
@@ -258,7 +258,7 @@ class MetricsCollector:
             self._save_day(day)
 
     def add_interaction_time(self, event: Event) -> None:
-        """The seed's name for :meth:`add_event` on an interaction."""
+        """The v1.1 format's name for :meth:`add_event` on an interaction."""
         self.add_event(event)
 
     def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence,
@@ -428,7 +428,7 @@ class EventsTable:
 class EvidenceLinker:
     """Links reported evidence into every metrics file its event was written to.
 
-    The seed's ``_link_video_evidence_to_analytics``. An outbox item lists its metrics
+    Links delivered clips into the analytics files. An outbox item lists its metrics
     files (one per run that saw the event: a re-run adopts the earlier clip and adds
     its own file), so evidence delivered after a restart lands in that run's file, and
     a re-run's file gets the evidence an earlier run delivered. An item is ``linked``
