@@ -48,18 +48,18 @@ from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-from common import FOOTAGE  # noqa: E402 - also puts the project on sys.path
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import numpy as np
+from common import FOOTAGE  # also puts the project on sys.path
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
-from vizoflow.cli import CONF_DIR  # noqa: E402
-from vizoflow.frame import Frame  # noqa: E402
-from vizoflow.graph import build_nodes  # noqa: E402
-from vizoflow.inference import cpu_facts  # noqa: E402
-from vizoflow.runner import build_source  # noqa: E402
-from vizoflow.runtime import Runtime  # noqa: E402
-from vizoflow.video import decode  # noqa: E402
+from vizoflow.cli import CONF_DIR
+from vizoflow.frame import Frame
+from vizoflow.graph import build_nodes
+from vizoflow.inference import cpu_facts
+from vizoflow.runner import build_source
+from vizoflow.runtime import Runtime
+from vizoflow.video import decode
 
 # name -> (kind, what): "alone" takes frames per call, "pipe" (graph, source).
 ROWS: dict[str, tuple[str, Any]] = {

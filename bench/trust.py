@@ -43,16 +43,16 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-import polars as pl  # noqa: E402
-import supervision as sv  # noqa: E402
-from common import FOOTAGE  # noqa: E402 - also puts the project on sys.path
+import polars as pl
+import supervision as sv
+from common import FOOTAGE  # also puts the project on sys.path
 
-from vizoflow.frame import Frame  # noqa: E402
-from vizoflow.mot import person_tracks  # noqa: E402
-from vizoflow.nodes.detect import YoloDetector  # noqa: E402
-from vizoflow.nodes.filters import PersonFilter  # noqa: E402
-from vizoflow.nodes.sources import VideoFileSource  # noqa: E402
-from vizoflow.nodes.track import DeepSortTracker  # noqa: E402
+from vizoflow.frame import Frame
+from vizoflow.mot import person_tracks
+from vizoflow.nodes.detect import YoloDetector
+from vizoflow.nodes.filters import PersonFilter
+from vizoflow.nodes.sources import VideoFileSource
+from vizoflow.nodes.track import DeepSortTracker
 
 CACHE_VERSION = 1
 logging.getLogger("vizoflow").setLevel(logging.ERROR)  # "no creation_time tag" and no-pixel warnings: expected here
