@@ -203,6 +203,16 @@ def test_stop_ends_the_rounds_of_a_live_site_promptly():
     assert all(row["frames"] >= 1 for row in stats.cameras.values())
 
 
+def test_the_site_numbers_sum_the_cameras_counts_and_leave_their_stalls_to_each_camera():
+    a, b = LiveCamera("a", 3), LiveCamera("b", 3)
+    a.sent, b.sent = 5, 2
+    mux = CameraMux({"a": a, "b": b})
+    mux.feeds["a"].dropped = 1
+    assert mux.status() == {"frames_received": 7.0, "frames_dropped": 1.0, "reconnects": 0.0}
+    assert mux.cameras_status()["a"]["seconds_since_frame"] == 0.0  # per camera, not in the site's numbers
+    mux.close()
+
+
 @pytest.mark.parametrize("bad", ["a b", "../x", "kam-era"])
 def test_a_camera_name_that_cannot_go_into_file_names_is_refused(bad, compose_cfg):
     from omegaconf import OmegaConf

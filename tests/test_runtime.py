@@ -9,7 +9,7 @@ import pytest
 
 from vizoflow.errors import NodeError
 from vizoflow.frame import Frame
-from vizoflow.runtime import Runtime
+from vizoflow.runtime import PerCamera, Runtime
 
 
 def frames(n: int) -> list[Frame]:
@@ -161,3 +161,23 @@ def test_a_node_that_fails_to_close_does_not_keep_the_others_open():
     with pytest.raises(NodeError, match="'a'"):
         Runtime(source, [("a", a), ("b", b), ("c", c)], progress=False).run()
     assert a.closed and b.closed and c.closed and source.closed
+
+
+class Numbers:
+    def __init__(self, **values):
+        self.values = values
+
+    def status(self):
+        if isinstance(self.values, Exception):
+            raise self.values
+        return self.values
+
+
+def test_a_per_camera_entry_reports_its_instances_numbers_as_one():
+    """Counts are summed, a flag is 1 if any camera has it (not the number of cameras), see combine_status."""
+    node = PerCamera({"a": Numbers(open_events=2, disk_low=1.0), "b": Numbers(open_events=1, disk_low=1.0),
+                      "c": object()})
+    assert node.status() == {"open_events": 3.0, "disk_low": 1.0}
+    node.instances["b"].values = OSError("statvfs failed")
+    with pytest.raises(OSError):  # the board names the entry as failed; its numbers are not partly summed
+        node.status()

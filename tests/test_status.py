@@ -14,7 +14,8 @@ import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
-from vizoflow.status import StatusBoard, StatusReporter, status_line
+from vizoflow.runtime import PerCamera
+from vizoflow.status import StatusBoard, StatusReporter, combine_status, status_line
 
 
 class Clock:
@@ -101,6 +102,32 @@ def test_disk_low_is_unhealthy():
     board.on_batch([frame(0)])
     healthy, problems = board.health()
     assert not healthy and problems == ["disk low: not writing clips (300 MB free)"]
+
+
+def test_numbers_of_several_parts_combine_by_what_they_mean():
+    a = {"open_events": 2.0, "disk_low": 0.0, "disk_free_mb": -1.0, "evidence_busy_seconds": 5.0,
+         "seconds_since_frame": 30.0, "camera_connected": 0.0, "failed": 1.0, "state": "failed", "error": "gone"}
+    b = {"open_events": 1, "disk_low": 1.0, "disk_free_mb": 300.0, "evidence_busy_seconds": 70.0,
+         "seconds_since_frame": 0.1, "camera_connected": 1.0, "failed": 0.0, "state": "streaming", "error": ""}
+    c = {"open_events": 0.0, "disk_low": 1.0, "disk_free_mb": 450.0}
+    assert combine_status([a, b, c]) == {"open_events": 3.0, "disk_low": 1.0, "disk_free_mb": 300.0,
+                                         "evidence_busy_seconds": 70.0}
+    assert combine_status([a]) == {"open_events": 2.0, "disk_low": 0.0, "disk_free_mb": -1.0,
+                                   "evidence_busy_seconds": 5.0}  # no disk read yet: still -1
+    assert combine_status([]) == {}
+
+
+def test_two_cameras_on_one_low_disk_report_its_free_space_once():
+    """Each camera's segmenter reads the one shared disk; the sum said 600 MB free and disk_low 2."""
+    class Segmenter:
+        def status(self) -> dict[str, float]:
+            return {"disk_low": 1.0, "disk_free_mb": 300.0, "clips_open": 1.0}
+
+    board = StatusBoard(None, [("segment", PerCamera({"a": Segmenter(), "b": Segmenter()}))], refresh=0, clock=Clock())
+    board.on_batch([frame(0)])
+    snap = board.snapshot()
+    assert (snap["disk_low"], snap["disk_free_mb"], snap["clips_open"]) == (1.0, 300.0, 2.0)
+    assert board.health() == (False, ["disk low: not writing clips (300 MB free)"])
 
 
 def test_status_line_shows_rates_over_the_interval_and_shouts_problems():

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from vizoflow.frame import Frame
+from vizoflow.status import combine_status
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +211,9 @@ class CameraMux:
         return out
 
     def status(self) -> dict[str, float]:
-        """The cameras' numbers summed, for the site-wide line and metrics (stalls are judged per camera)."""
-        total: dict[str, float] = {}
-        for values in self.cameras_status().values():
-            for key, value in values.items():
-                if isinstance(value, float) and key not in ("seconds_since_frame", "camera_connected", "failed"):
-                    total[key] = total.get(key, 0.0) + value
-        return total
+        """The cameras' numbers as one, for the site-wide line and metrics (see
+        :func:`~vizoflow.status.combine_status`: stalls are judged per camera)."""
+        return combine_status(self.cameras_status().values())
 
     @property
     def epochs(self) -> dict[str, float]:

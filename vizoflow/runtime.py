@@ -14,6 +14,7 @@ from tqdm import tqdm
 from vizoflow.errors import NodeError, VizoflowError
 from vizoflow.frame import Frame
 from vizoflow.node import Node
+from vizoflow.status import combine_status
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,9 @@ class PerCamera:
         return info
 
     def status(self) -> dict[str, float]:
-        """The instances' numbers summed."""
-        total: dict[str, float] = {}
-        for node in self.instances.values():
-            if callable(getattr(node, "status", None)):
-                for key, value in node.status().items():
-                    total[key] = total.get(key, 0.0) + float(value)
-        return total
+        """The instances' numbers as one (see :func:`~vizoflow.status.combine_status`); raises if one's raises."""
+        return combine_status(node.status() for node in self.instances.values()
+                              if callable(getattr(node, "status", None)))
 
 
 def _call(node: Any, frames: list[Frame]) -> list[Frame]:

@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,13 +47,58 @@ log = logging.getLogger(__name__)
 
 Values = dict[str, float]
 
+# How one site-wide number is made of several (the cameras of a site, a node's instances
+# per camera, the nodes of a graph); any key not named here is a count or a backlog and is summed.
+HIGHEST = frozenset({"disk_low", "metrics_unsaved", "evidence_busy_seconds"})  # flags (0/1) and ages
+LOWEST = frozenset({"disk_free_mb"})  # free space of the one disk the cameras share; -1 is "not read yet"
+PER_CAMERA = frozenset({"seconds_since_frame", "camera_connected", "failed"})  # judged per camera only
+
+
+def combine_status(parts: Iterable[Mapping[str, Any]]) -> Values:
+    """Several ``status()`` dicts as one, each key by what it means.
+
+    The one rule for :class:`StatusBoard` (its nodes), :meth:`vizoflow.runtime.PerCamera.status`
+    (a node's instances, one per camera) and :meth:`vizoflow.mux.CameraMux.status` (the
+    cameras). The board and ``PerCamera`` used to sum every key and the mux to sum all but
+    the per-camera ones; summing is right only for the first kind:
+
+    * counts and backlogs (frames, reconnects, open events, pending evidence ...) are summed;
+    * :data:`HIGHEST`: a flag such as ``disk_low`` is 1 when any part has it (summed, two
+      cameras on a low disk made it 2) and an age such as ``evidence_busy_seconds`` is the longest;
+    * :data:`LOWEST`: ``disk_free_mb`` is the lowest reading. The cameras write to one
+      ``evidence.dir``, so summing counted the same free space once per camera ("disk low:
+      600 MB free" with 300 MB left); on separate disks the fullest is the one that stops
+      clips. A part that has not read its disk yet says -1 and is left out, unless none has;
+    * :data:`PER_CAMERA` (``seconds_since_frame``, ``camera_connected``, ``failed``) are left
+      out, as the mux did: a sum fakes a stall, a maximum would keep the whole site "stalled"
+      behind one failed camera. They are judged per camera (``cameras_status()``, the
+      ``vizoflow_camera_*`` gauges);
+    * text (a camera's ``state`` and ``error``) is skipped.
+    """
+    total: Values = {}
+    for part in parts:
+        for key, value in part.items():
+            if key in PER_CAMERA or isinstance(value, str):
+                continue
+            value = float(value)
+            if key not in total:
+                total[key] = value
+            elif key in HIGHEST:
+                total[key] = max(total[key], value)
+            elif key in LOWEST:
+                if value >= 0:
+                    total[key] = value if total[key] < 0 else min(total[key], value)
+            else:
+                total[key] += value
+    return total
+
 
 class StatusBoard:
     """Collects the numbers; :meth:`snapshot` and :meth:`health` are safe from any thread.
 
     Args:
         source: The frame source; its optional ``status()`` is read live.
-        nodes: ``(name, node)`` pairs; nodes with ``status()`` contribute (same keys are summed).
+        nodes: ``(name, node)`` pairs; nodes with ``status()`` contribute (same keys: :func:`combine_status`).
         stall_seconds: No frame received / processed for this long is unhealthy.
         backlog_items: Pending evidence items above which evidence is "behind".
         refresh: Seconds between reads of the nodes' numbers.
@@ -153,17 +198,15 @@ class StatusBoard:
         return (d1 - d0) / (r1 - r0) if r1 > r0 else 0.0
 
     def _read_nodes(self) -> Values:
-        values: Values = {}
+        parts = []
         for name, node in self.nodes:
             try:
-                own = {key: float(value) for key, value in node.status().items()}
+                parts.append({key: float(value) for key, value in node.status().items()})
             except Exception as exc:  # noqa: BLE001 - a status read must never stop the pipeline
                 self._status_failed(name, exc)
                 continue
             self._status_ok(name)
-            for key, value in own.items():
-                values[key] = values.get(key, 0.0) + value
-        return values
+        return combine_status(parts)
 
     def snapshot(self) -> Values:
         """All numbers now."""
