@@ -13,7 +13,7 @@ and each is handled here:
 * **flicker**: a track that vanishes for a few frames keeps its side;
 * **re-identification under a new id**: a new track appearing within ``reid_px`` of
   where a track was lost less than ``reid_seconds`` before takes over its side, so the
-  same person crossing under two ids counts once.
+  same person crossing under two ids counts once (:mod:`vizoflow.analytics.takeover`).
 
 A crossing counts only where the ground point passes within the line's length (its
 projection on the segment, with ``margin`` of slack at the ends), and only for a track
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vizoflow.analytics.takeover import nearest_lost
 from vizoflow.errors import ConfigError
 
 IN, OUT = "in", "out"
@@ -133,13 +134,8 @@ class LineCounter:
 
     def _take_over(self, state: dict[int, _Side], present: set[int], t: float, p: np.ndarray) -> _Side | None:
         """The side of a recently lost track near ``p`` (a re-identified person), removed from the lost ones."""
-        best, best_d = None, self.reid_px
-        for tid, s in state.items():
-            if tid in present or not 0 < t - s.seen <= self.reid_seconds:
-                continue
-            d = float(np.hypot(p[0] - s.point[0], p[1] - s.point[1]))
-            if d <= best_d:
-                best, best_d = tid, d
+        lost = ((tid, s.seen, s.point) for tid, s in state.items() if tid not in present)
+        best = nearest_lost(t, p, lost, self.reid_seconds, self.reid_px)
         return state.pop(best) if best is not None else None
 
     def _within(self, line: Line, before: tuple[float, float], after: np.ndarray) -> bool:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vizoflow.analytics.takeover import nearest_lost
+
 CAMERA = "camera"  # the occupancy "zone" of everybody in view
 ROLES = ("customer", "staff", "all")
 
@@ -118,7 +120,7 @@ class DwellMeter:
         zones: Zone names to follow.
         gap_seconds: Time outside (or unseen) that ends a visit.
         forget_seconds: Visits held for a track not yet trusted are dropped once it is unseen this long.
-        reid_seconds, reid_px: The id-switch takeover (as for line counting).
+        reid_seconds, reid_px: The id-switch takeover (:mod:`vizoflow.analytics.takeover`, as for line counting).
     """
 
     def __init__(self, zones: Sequence[str], gap_seconds: float = 2.0, forget_seconds: float = 60.0,
@@ -162,15 +164,8 @@ class DwellMeter:
     def _take_over(self, zone: str, tid: int, t: float, point: tuple[float, float] | None,
                    present: set[int]) -> _Open | None:
         """The open visit in ``zone`` of a track lost just now near ``point`` (re-identified as ``tid``)."""
-        if point is None:
-            return None
-        best, best_d = None, self.reid_px
-        for (z, old), v in self._open.items():
-            if z != zone or old in present or v.point is None or not 0 < t - v.last <= self.reid_seconds:
-                continue
-            d = float(np.hypot(point[0] - v.point[0], point[1] - v.point[1]))
-            if d <= best_d:
-                best, best_d = old, d
+        lost = ((old, v.last, v.point) for (z, old), v in self._open.items() if z == zone and old not in present)
+        best = nearest_lost(t, point, lost, self.reid_seconds, self.reid_px)
         if best is None:
             return None
         visit = self._open.pop((zone, best))
