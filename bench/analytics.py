@@ -141,7 +141,8 @@ def main() -> None:
         "hidden); the total person-seconds is the figure least sensitive to that. Fewer visits means people",
         "never detected, or never trusted, in the zone.",
         "",
-        "| clip | zone | truth from | visits (truth) | visits (detected) | median s (truth) | median s (detected) | total s (truth) | total s (detected) | total error |",
+        "| clip | zone | truth from | visits (truth) | visits (detected) | median s (truth) | median s (detected) "
+        "| total s (truth) | total s (detected) | total error |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *zone_rows,
         "",

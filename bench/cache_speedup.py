@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT  # noqa: F401 - puts the project on sys.path
+from common import ROOT
 from hydra import compose, initialize_config_dir
 
 from vizoflow.batch import BatchRunner

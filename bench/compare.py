@@ -17,9 +17,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from common import FOOTAGE, SETTINGS, Measured, run_vizoflow, score, zone_of
-
 from baseline import DEFAULT_MODEL, run_baseline
+from common import FOOTAGE, SETTINGS, Measured, run_vizoflow, score, zone_of
 
 ROWS = {"deepsort stock embedder": "(a)", "deepsort (default)": "(b)", "defaults, full graph": "(b)"}
 

@@ -64,7 +64,8 @@ def main() -> None:
     print(f"CPU {facts['cpu']}, bf16 {'yes' if facts['bf16_supported'] else 'no'}, "
           f"OpenVINO default {facts['openvino_default_precision']}; {args.clip}, {len(images)} frames, "
           f"{len(crops)} person crops, median of {args.reps}")
-    print(f"{'setting':8s} {'detector ran':>12s} {'ms/frame':>9s} {'vs f32':>7s} {'embedder ran':>12s} {'ms/crop':>8s} {'vs f32':>7s}")
+    print(f"{'setting':8s} {'detector ran':>12s} {'ms/frame':>9s} {'vs f32':>7s} "
+          f"{'embedder ran':>12s} {'ms/crop':>8s} {'vs f32':>7s}")
     base_d, base_e = statistics.median(detect_ms["f32"]), statistics.median(embed_ms["f32"])
     for p in PRECISIONS:
         d, e = statistics.median(detect_ms[p]), statistics.median(embed_ms[p])

@@ -91,7 +91,8 @@ class Soak:
                f"evidence.dir={self.work}/segments", "evidence.upload_url=null", "evidence.incident_url=null",
                f"status.port={self.port}", "status.interval=60", f"timezone={a.timezone}", *a.overrides]
         self.console = self.work / "console.txt"
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(self.console, "w"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(self.console, "w"),  # noqa: SIM115 - the child's console, open while it runs
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while True:
             try:

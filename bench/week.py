@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import rss_mb  # noqa: E402
-from tests.store_week import Schedule, WeekSource  # noqa: E402
-from tests.store_week import week_config  # noqa: E402
+from tests.store_week import (  # noqa: E402
+    Schedule,
+    WeekSource,
+    week_config,
+)
 from vizoflow.nodes.metrics import MetricsCollector  # noqa: E402
 
 SECTIONS = (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
@@ -53,7 +56,7 @@ class DayMeter:
         self._add, self._open = MetricsCollector.add_event, MetricsCollector.open_day
         meter = self
 
-        def add_event(collector: MetricsCollector, event) -> None:  # noqa: ANN001
+        def add_event(collector: MetricsCollector, event) -> None:
             t = time.perf_counter()
             meter._add(collector, event)
             meter.cost[collector.clock.day(event.epoch + event.started_at)].append(time.perf_counter() - t)

@@ -107,7 +107,7 @@ def test_a_rerun_from_the_cache_gives_identical_results_without_the_video(caviar
             first, replayed = (pl.read_parquet(root / run / name / f"{table}.parquet") for run in ("first", "replay"))
             assert first.equals(replayed), (name, table)
         run = json.loads((root / "replay" / name / "run.json").read_text())
-        assert run["from_cache"] and "detect" not in run["nodes"] and "segment" not in run["nodes"]
+        assert run["from_cache"] and "detect" not in run["nodes"] and "clips" not in run["nodes"]
 
 
 def test_a_sweep_from_the_cache_makes_one_row_per_point_and_a_plot(caviar_sweep):

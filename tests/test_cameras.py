@@ -27,7 +27,7 @@ def test_each_camera_gets_its_own_zones_name_and_overrides_and_the_graph_resolve
     assert door.graph.store.node.camera == "door" and door.graph.store.node.output_dir.endswith("/door")
     assert till.graph.tracks.node.camera == "till"
     site = site_config(cfg)
-    assert "cameras" not in site and site.camera is None and site.graph.deliver.node.camera is None
+    assert "cameras" not in site and site.camera is None and site.graph.tracks.node.camera is None
 
 
 def test_a_camera_set_to_null_is_left_out_and_no_cameras_is_a_one_camera_site(compose_cfg):

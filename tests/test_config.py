@@ -17,7 +17,7 @@ from vizoflow.cli import CONF_DIR
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order
-from vizoflow.runner import build_site, build_source
+from vizoflow.runner import build_site, build_source, site_services
 from vizoflow.runtime import PerCamera
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}
@@ -64,7 +64,13 @@ def test_site_composes_and_its_whole_graph_builds(compose_cfg, site, monkeypatch
     cfg = compose_cfg(f"+site={site}", f"evidence.dir={tmp_path}/segments")
     declared = yaml.safe_load((CONF_DIR / "site" / f"{site}.yaml").read_text())
     several = bool(camera_names(cfg))
-    source, nodes = build_site(cfg) if several else (build_source(cfg), build_nodes(cfg.graph))
+    with site_services(cfg) as services:
+        source, nodes = build_site(cfg, services) if several else (build_source(cfg), build_nodes(cfg.graph, services=services))
+        check_site_graph(cfg, declared, several, source, nodes)
+
+
+def check_site_graph(cfg, declared, several, source, nodes) -> None:
+    """Each node is what its graph entry names, per camera unless shared; zones as declared. Closes all."""
     try:
         assert [name for name, _ in nodes] == topological_order(cfg.graph)
         assert [name for name, _ in nodes][:2] == ["detect", "track"]

@@ -15,11 +15,20 @@ import pytest
 from werkzeug import Request, Response
 
 from tests.nodes.test_metrics import V11_SCHEMA
-from vizoflow.delivery import HttpClient, IncidentReporter, PermanentError, RetryPolicy, TransientError, Uploader, safe_filename
 from vizoflow.events import Event
-from vizoflow.nodes.evidence import Courier
-from vizoflow.nodes.metrics import EvidenceLinker, MetricsCollector
-from vizoflow.outbox import Outbox
+from vizoflow.evidence.courier import Courier
+from vizoflow.evidence.delivery import (
+    HttpClient,
+    IncidentReporter,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    Uploader,
+    safe_filename,
+)
+from vizoflow.evidence.linker import EvidenceLinker
+from vizoflow.evidence.outbox import Outbox
+from vizoflow.nodes.metrics import MetricsCollector
 
 KEY = "sekret-KEY-4242"
 TEMPLATE = "https://s3-noi.aces3.ai/vizo361/{filename}"
@@ -222,9 +231,9 @@ def test_killed_while_uploads_are_pending_every_incident_arrives_exactly_once(ht
     httpserver.expect_request("/uploadFile").respond_with_handler(slow_upload)
     httpserver.expect_request("/api/Addprolificai_alerts").respond_with_json({})
     script = textwrap.dedent(f"""
-        from vizoflow.delivery import HttpClient, IncidentReporter, RetryPolicy, Uploader
-        from vizoflow.nodes.evidence import Courier
-        from vizoflow.outbox import Outbox
+        from vizoflow.evidence.delivery import HttpClient, IncidentReporter, RetryPolicy, Uploader
+        from vizoflow.evidence.courier import Courier
+        from vizoflow.evidence.outbox import Outbox
         client = HttpClient("k", RetryPolicy(attempts=3, backoff=0.01))
         c = Courier(Outbox({str(outbox_path)!r}), Uploader(client, {httpserver.url_for("/uploadFile")!r}, "{{filename}}"),
                     IncidentReporter(client, {httpserver.url_for("/api/Addprolificai_alerts")!r}), "s", "c")

@@ -159,7 +159,7 @@ def test_outbox_retry_delivers_what_failed_once_the_api_answers(tmp_path, httpse
     """A clip whose delivery failed (API unreachable, or a 4xx that parks it as failed) is delivered
     by ``mode=outbox +retry=true`` once the API answers: uploaded, reported and linked, each once."""
     from tests.test_rerun_evidence import ALERTS, KEY, TEMPLATE, UPLOAD, Site, evidence_in, requests_to, url
-    from vizoflow.outbox import CLIP_WRITTEN, FAILED, LINKED
+    from vizoflow.evidence.outbox import CLIP_WRITTEN, FAILED, LINKED
 
     monkeypatch.setenv("VIZO_API_KEY", KEY)
     site = Site(tmp_path)

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.evidence.test_clips import FPS, clip_status, event, frames, segmenter
 from tests.nodes.test_metrics import event as metrics_event
-from tests.nodes.test_segment import FPS, event, frames
+from vizoflow.evidence.outbox import Outbox
 from vizoflow.nodes.metrics import MetricsCollector
-from vizoflow.nodes.segment import VideoSegmenter
-from vizoflow.outbox import Outbox
 
 
 def _mount(point: Path, image: Path) -> str:
@@ -87,8 +86,8 @@ def three_queues(clips: Path, outbox: Path, monkeypatch, frames_total: int, thir
     """A segmenter (no free-space guard: the writes themselves must fail, recordings retried at
     once) and ``feed(first, last)`` handing it frames with three 0.5 s queue events: at frames
     10 and 60, and at ``third_at``."""
-    seg = VideoSegmenter(str(clips), str(outbox), pre_roll=0.5, post_roll=0.2, fps=FPS, min_free_mb=0)
-    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
+    seg = segmenter(clips, outbox=Outbox(outbox), pre_roll=0.5, post_roll=0.2, min_free_mb=0)
+    monkeypatch.setattr(seg.recorder, "RETRY_SECONDS", 0.0)
     stream = frames(frames_total)
     events = {}
     for name, at in (("queue-a", 10), ("queue-b", 60), ("queue-c", third_at)):
@@ -126,16 +125,16 @@ def test_full_disk_analysis_goes_on_pending_writes_land_once_space_is_back(small
     seg, feed = three_queues(clips, small_fs / "outbox.sqlite", monkeypatch, frames_total=240, third_at=110)
 
     feed(0, 50)
-    wait_for(lambda: len(seg.outbox.all()) == 1)  # queue-a recorded before the disk fills
+    wait_for(lambda: len(seg.recorder.outbox.all()) == 1)  # queue-a recorded before the disk fills
     filler = fill(small_fs)
     feed(50, 150)  # queue-b and queue-c end while the disk is full
-    wait_for(lambda: seg.status()["clips_written"] == 3 and seg.status()["segment_queue"] == 0)
+    wait_for(lambda: clip_status(seg)["clips_written"] == 3 and clip_status(seg)["segment_queue"] == 0)
     metrics.add_event(metrics_event(start=2.0))  # does not raise
     metrics.add_event(metrics_event(start=3.0))
-    status = seg.status()
+    status = clip_status(seg)
     assert status["clips_unrecorded"] >= 1 and metrics.unsaved  # reported in status ...
     assert "could not record" in caplog.text and "could not write" in caplog.text  # ... and in the log
-    assert [i.event_id for i in seg.outbox.all()][0] == "queue-a"  # what was recorded is intact
+    assert [i.event_id for i in seg.recorder.outbox.all()][0] == "queue-a"  # what was recorded is intact
     on_disk = json.loads((small_fs / "analytics_metrics.json").read_text())
     assert [e["start"] for e in on_disk["interaction_metrics"]["interaction_times"]] == ["2025-10-25T11:00:01.000+00:00"]
     assert all(p.is_file() for p in seg.written)  # every clip is kept on disk
@@ -146,7 +145,7 @@ def test_full_disk_analysis_goes_on_pending_writes_land_once_space_is_back(small
     assert metrics.save()
     assert [i.event_id for i in Outbox(small_fs / "outbox.sqlite").all()] == ["queue-a", "queue-b", "queue-c"]
     assert {Path(i.segment_path) for i in Outbox(small_fs / "outbox.sqlite").all()} == set(seg.written)
-    assert seg.status()["clips_unrecorded"] == 0
+    assert clip_status(seg)["clips_unrecorded"] == 0
     entries = json.loads((small_fs / "analytics_metrics.json").read_text())["interaction_metrics"]["interaction_times"]
     assert [e["start"][17:19] for e in entries] == ["01", "02", "03"]
     assert [p.name for p in small_fs.iterdir() if p.name.endswith(".tmp")] == []
@@ -185,10 +184,10 @@ def test_a_failed_commit_rolls_back_and_the_connection_stays_usable(tmp_path):
     assert [i.event_id for i in other.all()] == ["kept", "next", "other"]
 
 
-def test_a_failed_commit_in_the_segmenter_is_retried_not_fatal(tmp_path, monkeypatch):
-    seg = VideoSegmenter(str(tmp_path), str(tmp_path / "o.sqlite"), pre_roll=0.5, post_roll=0.2, fps=FPS, min_free_mb=0)
-    monkeypatch.setattr(seg, "RECORD_RETRY_SECONDS", 0.0)
-    seg.outbox._db = _FailingCommit(seg.outbox._db)
+def test_a_failed_commit_while_recording_a_clip_is_retried_not_fatal(tmp_path, monkeypatch):
+    seg = segmenter(tmp_path, outbox=Outbox(tmp_path / "o.sqlite"), pre_roll=0.5, post_roll=0.2, min_free_mb=0)
+    monkeypatch.setattr(seg.recorder, "RETRY_SECONDS", 0.0)
+    seg.recorder.outbox._db = _FailingCommit(seg.recorder.outbox._db)
     stream = frames(60)
     for f in stream:
         f.events = {10: [event("start", 1.0, 0.5)], 20: [event("end", 1.0, 1.0)]}.get(f.index, [])
@@ -205,16 +204,16 @@ def test_everything_on_one_full_disk_clips_are_lost_analysis_and_earlier_records
     seg, feed = three_queues(small_fs, small_fs / "outbox.sqlite", monkeypatch, frames_total=200, third_at=150)
 
     feed(0, 50)
-    wait_for(lambda: len(seg.outbox.all()) == 1)
+    wait_for(lambda: len(seg.recorder.outbox.all()) == 1)
     first_clip = seg.written[0]
     size = first_clip.stat().st_size
     filler = fill(small_fs)
     feed(50, 120)  # queue-b: its clip cannot be written
-    wait_for(lambda: seg.status()["segment_queue"] == 0)
+    wait_for(lambda: clip_status(seg)["segment_queue"] == 0)
     metrics.add_event(metrics_event(start=2.0))
-    status = seg.status()
+    status = clip_status(seg)
     assert status["clips_skipped"] + status["clips_unrecorded"] >= 1 and metrics.unsaved
-    assert [i.event_id for i in seg.outbox.all()] == ["queue-a"] and first_clip.stat().st_size == size
+    assert [i.event_id for i in seg.recorder.outbox.all()] == ["queue-a"] and first_clip.stat().st_size == size
     filler.unlink()
     feed(120, 200)  # queue-c after the space is back: written and recorded
     seg.close()

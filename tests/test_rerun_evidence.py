@@ -19,12 +19,12 @@ import pytest
 from werkzeug import Request, Response
 
 from tests.conftest import run_cli
-from tests.nodes.test_segment import FPS, event, frames, run
-from vizoflow.nodes.evidence import build_courier
-from vizoflow.nodes.metrics import EvidenceLinker, MetricsCollector
-from vizoflow.nodes.segment import VideoSegmenter
-from vizoflow.outbox import FAILED, LINK_DONE, LINKED, LOCAL, REPORTED, UNKNOWN_REMOTE, UPLOADED, Outbox
-from vizoflow.retention import Retention
+from tests.evidence.test_clips import event, frames, run, segmenter
+from vizoflow.evidence.courier import build_courier
+from vizoflow.evidence.linker import EvidenceLinker
+from vizoflow.evidence.outbox import FAILED, LINK_DONE, LINKED, LOCAL, REPORTED, UNKNOWN_REMOTE, UPLOADED, Outbox
+from vizoflow.evidence.retention import Retention
+from vizoflow.nodes.metrics import MetricsCollector
 
 KEY = "rerun-KEY-7311"
 TEMPLATE = "https://s3-noi.aces3.ai/vizo361/{filename}"
@@ -48,8 +48,8 @@ class Site:
         self.runs += 1
         out = output or self.root / f"run{self.runs}"
         metrics_path = out / "analytics_metrics.json"
-        seg = VideoSegmenter(str(self.segments), str(self.outbox_path), str(metrics_path), mode=mode, pre_roll=0.5,
-                             post_roll=post_roll, max_seconds=max_seconds, fps=FPS, min_free_mb=min_free_mb)
+        seg = segmenter(self.segments, metrics_path=str(metrics_path), mode=mode, pre_roll=0.5, post_roll=post_roll,
+                        max_seconds=max_seconds, min_free_mb=min_free_mb)
         collector = MetricsCollector(metrics_path)
         end = event("end", 1.0, duration)
         collector.add_event(end)  # the sink writes the entry when the event ends
@@ -259,8 +259,7 @@ def test_a_failed_redelivery_is_logged_for_the_run_that_misses_its_evidence(site
 
 
 def test_a_part_recorded_by_another_writer_meanwhile_is_adopted_and_the_duplicate_removed(site):
-    seg = VideoSegmenter(str(site.segments), str(site.outbox_path), str(site.root / "m.json"), pre_roll=0.5,
-                         post_roll=0.5, fps=FPS)
+    seg = segmenter(site.segments, metrics_path=str(site.root / "m.json"), pre_roll=0.5, post_roll=0.5)
     stream = frames(60)
     for f in stream[:20]:
         f.events = [event("start", 1.0, 0.0)] if f.index == 10 else []

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from vizoflow.errors import ConfigError
-from vizoflow.outbox import LINKED, REPORTED, UPLOADED, Outbox
-from vizoflow.retention import Retention
+from vizoflow.evidence.outbox import LINKED, REPORTED, UPLOADED, Outbox
+from vizoflow.evidence.retention import Retention
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vizoflow.delivery import PermanentError
-from vizoflow.nodes.evidence import build_courier, incident_id_for
-from vizoflow.outbox import Item, Outbox
+from vizoflow.evidence.courier import build_courier, incident_id_for
+from vizoflow.evidence.delivery import PermanentError
+from vizoflow.evidence.outbox import Item, Outbox
 
 
 def _item(start) -> Item:

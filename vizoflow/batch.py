@@ -202,7 +202,7 @@ def batch_runner(cfg: DictConfig) -> BatchRunner | SiteBatch:
 
 def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> VideoResult:
     """One video of a batch, in this process (an executor may run it elsewhere)."""
-    from vizoflow.runner import run_pipeline
+    from vizoflow.runner import run_pipeline, site_services
 
     cfg = OmegaConf.create(cfg_plain)
     run_json = Path(out) / "run.json"
@@ -220,8 +220,7 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
                 _retarget_paths(entry["node"], cfg_plain["output_dir"], out)
     started = time.perf_counter()
     try:
-        source = nodes = None
-        from_cache = False
+        source, graph, recorder, prefix = None, cfg.graph, None, []
         if cfg.batch.cache:
             cache = TrackCache(cfg.batch.cache_dir or default_cache_dir() / "tracks")
             prefix = recorded_prefix(cfg)
@@ -231,15 +230,17 @@ def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> Vid
             frames = video_frames(video, int(cfg.source.stride))
             entry = cache.get(key, frames)
             if entry is not None:
-                source, from_cache = CachedSource(entry), True
-                nodes = build_nodes(replay_graph(cfg))
-            else:
-                nodes = build_nodes(cfg.graph)
-                if "track" not in prefix:
-                    log.warning("no graph entry named 'track' among the first nodes: nothing to cache")
-                else:  # after the tracker and the pixel nodes that follow it, before the first that needs no pixels
-                    nodes.insert(len(prefix), ("track_cache", TrackRecorder(cache, key, {"video": video}, frames)))
-        stats = run_pipeline(cfg, source=source, nodes=nodes, extra={"from_cache": from_cache})
+                source, graph = CachedSource(entry), replay_graph(cfg)
+            elif "track" not in prefix:
+                log.warning("no graph entry named 'track' among the first nodes: nothing to cache")
+            else:  # after the tracker and the pixel nodes that follow it, before the first that needs no pixels
+                recorder = TrackRecorder(cache, key, {"video": video}, frames)
+        from_cache = source is not None
+        with site_services(cfg, graph, deliver=not from_cache) as services:  # a replay delivers nothing
+            nodes = build_nodes(graph, services=services)
+            if recorder is not None:
+                nodes.insert(len(prefix), ("track_cache", recorder))
+            stats = run_pipeline(cfg, source=source, nodes=nodes, extra={"from_cache": from_cache}, services=services)
     except VizoflowError as exc:
         log.error("%s failed: %s", name, exc)
         return VideoResult(video, name, "failed", seconds=time.perf_counter() - started, error=str(exc))

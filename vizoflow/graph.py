@@ -9,7 +9,10 @@ The graph is a named dict in YAML::
 Every entry names the entries it runs after; ``source`` is the frame source. An entry's
 ``settings`` (usually a whole section of the config, ``settings: ${identity}``) are
 passed to its node as keyword arguments, under the node's own keys, so a setting is
-written once in its section and not repeated in the graph. With
+written once in its section and not repeated in the graph. An entry's ``uses`` names
+the services of the run its node is handed (``uses: [evidence]``: the site's
+:class:`~vizoflow.evidence.Evidence`, started by the runner), as a keyword argument of
+that name. With
 several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and
 metrics file, the evidence courier): one node sees the frames of every camera. An entry
@@ -35,7 +38,7 @@ from vizoflow.errors import ConfigError, GraphError, VizoflowError
 from vizoflow.node import Node
 
 SOURCE = "source"
-ENTRY_KEYS = ("node", "settings", "inputs", "shared")
+ENTRY_KEYS = ("node", "settings", "uses", "inputs", "shared")
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -60,6 +63,9 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             raise GraphError(name, f"'inputs' must be a list of node names, got {inputs!r}")
         if entry.get("settings") is not None and not isinstance(entry["settings"], Mapping):
             raise GraphError(name, f"'settings' must be a mapping of keyword arguments, got {entry['settings']!r}")
+        uses = entry.get("uses", [])
+        if isinstance(uses, str) or not isinstance(uses, (list, tuple, ListConfig)):
+            raise GraphError(name, f"'uses' must be a list of service names, got {uses!r}")
         if not isinstance(entry.get("shared", False), bool):
             raise GraphError(name, f"'shared' must be true or false, got {entry.get('shared')!r}")
         entries[str(name)] = entry
@@ -134,13 +140,26 @@ def node_config(entry: Mapping[str, Any]) -> DictConfig:
     return OmegaConf.create(merged)
 
 
-def build_nodes(graph: DictConfig, only: set[str] | None = None) -> list[tuple[str, Node]]:
+def uses(graph: Mapping[str, Any]) -> set[str]:
+    """Names of the services the enabled entries use."""
+    return {str(s) for entry in _declared(graph).values() for s in entry.get("uses", [])}
+
+
+def build_nodes(graph: DictConfig, only: set[str] | None = None,
+                services: Mapping[str, Any] | None = None) -> list[tuple[str, Node]]:
     """Validate the graph and instantiate its nodes in run order (only those named in ``only``, if given).
 
+    Args:
+        graph: The ``graph:`` section.
+        only: Build only these entries.
+        services: The run's services by name, for entries that list them in ``uses``.
+
     Raises:
-        GraphError: bad shape, unknown input, cycle, or a node that cannot be built.
+        GraphError: bad shape, unknown input, cycle, a service this run does not have,
+            or a node that cannot be built.
         ConfigError: a required value (``???``) is not set.
     """
+    services = services or {}
     order = topological_order(graph)
     nodes: list[tuple[str, Node]] = []
     for name in order:
@@ -148,9 +167,14 @@ def build_nodes(graph: DictConfig, only: set[str] | None = None) -> list[tuple[s
             continue
         check_required(graph[name]["node"], f"graph.{name}.node.")
         node_cfg = graph[name]["node"]
+        wanted = [str(s) for s in graph[name].get("uses", [])]
+        missing = [s for s in wanted if s not in services]
+        if missing:
+            raise GraphError(name, f"uses '{missing[0]}', which this run does not provide "
+                                   f"(it has: {', '.join(services) or 'none'})")
         try:
             node_cfg = node_config(graph[name])
-            node = instantiate(node_cfg, _convert_="all")
+            node = instantiate(node_cfg, _convert_="all", **{s: services[s] for s in wanted})
         except MissingMandatoryValue as exc:
             raise ConfigError(f"graph node '{name}': required value '{exc.full_key}' is not set") from None
         except InstantiationException as exc:

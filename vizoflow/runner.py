@@ -2,8 +2,9 @@
 
 :func:`run_pipeline` builds the source and the node graph from the composed config
 (``conf/config.yaml`` with a site on top), runs them with the :class:`~vizoflow.runtime.Runtime`
-(frames flow source -> detect -> track -> people -> roles -> rules -> store -> segment ->
-deliver -> metrics, in the graph's order), and writes ``run.json``. Every mode that runs
+(frames flow source -> detect -> track -> appearance -> identity -> people -> roles ->
+rules -> store -> clips -> metrics, in the graph's order; clips and metrics hand their
+part to the site's evidence service), and writes ``run.json``. Every mode that runs
 frames goes through it: ``mode=run`` (files or a live camera), ``mode=batch`` (one call per
 video, or a replay of the track cache), tests and benchmarks.
 
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from vizoflow.cameras import camera_config, camera_names, merge_camera_tables, site_config
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
-from vizoflow.graph import build_nodes, check_required, shared_entries, topological_order
+from vizoflow.graph import build_nodes, check_required, shared_entries, topological_order, uses
 from vizoflow.inference import cpu_facts
 from vizoflow.mux import CameraMux
 from vizoflow.runtime import PerCamera, RunStats, Runtime
@@ -116,7 +117,28 @@ def build_source(cfg: DictConfig) -> Any:
         raise ConfigError(f"cannot build source {cfg.source.get('_target_')}: {cause}") from None
 
 
-def build_site(cfg: DictConfig) -> tuple[CameraMux, list[tuple[str, Any]]]:
+@contextmanager
+def site_services(cfg: DictConfig, graph: DictConfig | None = None, deliver: bool = True) -> Iterator[dict[str, Any]]:
+    """The services the graph's entries use (``uses:``), started for one run and closed after it.
+
+    Args:
+        cfg: The composed config.
+        graph: The graph that runs, if not ``cfg.graph`` (a replay leaves nodes out).
+        deliver: Whether the evidence service delivers (a replay of the track cache does not).
+    """
+    services: dict[str, Any] = {}
+    if "evidence" in uses(cfg.graph if graph is None else graph):
+        from vizoflow.evidence import Evidence
+
+        services["evidence"] = Evidence.from_config(cfg, deliver=deliver)
+    try:
+        yield services
+    finally:
+        for service in services.values():
+            service.close()
+
+
+def build_site(cfg: DictConfig, services: dict[str, Any] | None = None) -> tuple[CameraMux, list[tuple[str, Any]]]:
     """Sources and nodes of a site with several cameras: shared entries once, the rest per camera.
 
     Every config is checked before anything heavy is built, so a typo in the second
@@ -132,11 +154,11 @@ def build_site(cfg: DictConfig) -> tuple[CameraMux, list[tuple[str, Any]]]:
         for name, camera in configs.items():  # cheap (a camera connects when read), and names a missing URL
             check_required(camera.source, f"cameras.{name}.source.")
             sources[name] = build_source(camera)
-        shared_nodes = dict(build_nodes(site_config(cfg).graph, only=shared))
+        shared_nodes = dict(build_nodes(site_config(cfg).graph, only=shared, services=services))
         built += shared_nodes.values()
         own = {}
         for name, camera in configs.items():
-            own[name] = dict(build_nodes(camera.graph, only=set(order) - shared))
+            own[name] = dict(build_nodes(camera.graph, only=set(order) - shared, services=services))
             built += own[name].values()
     except BaseException:
         for thing in [*built, *sources.values()]:
@@ -148,22 +170,34 @@ def build_site(cfg: DictConfig) -> tuple[CameraMux, list[tuple[str, Any]]]:
 
 
 def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any]] | None = None,
-                 extra: dict[str, Any] | None = None) -> RunStats:
+                 extra: dict[str, Any] | None = None, services: dict[str, Any] | None = None) -> RunStats:
     """Build source and graph from ``cfg`` (unless given), run them, and write ``run.json``.
+
+    The services the graph uses (the evidence service) are started here, beside the
+    status server, unless given with ready ``nodes`` (then their owner closes them).
 
     Args:
         cfg: The composed config.
         source: A ready source instead of ``cfg.source`` (the track cache).
         nodes: Ready ``(name, node)`` pairs instead of ``cfg.graph``.
         extra: More fields for ``run.json``.
+        services: The services ``nodes`` were built with (their status is shown).
     """
+    with ExitStack() as stack:
+        if services is None:
+            services = stack.enter_context(site_services(cfg)) if nodes is None else {}
+        return _run(cfg, source, nodes, extra, services)
+
+
+def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extra: dict[str, Any] | None,
+         services: dict[str, Any]) -> RunStats:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if source is None and nodes is None and camera_names(cfg):
-        source, nodes = build_site(cfg)
+        source, nodes = build_site(cfg, services)
     source = build_source(cfg) if source is None else source
-    nodes = build_nodes(cfg.graph) if nodes is None else nodes
-    board = StatusBoard(source, nodes, stall_seconds=cfg.status.stall_seconds)
+    nodes = build_nodes(cfg.graph, services=services) if nodes is None else nodes
+    board = StatusBoard(source, [*nodes, *services.items()], stall_seconds=cfg.status.stall_seconds)
     watched = bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 import vizoflow.nodes.live as live
+from vizoflow.evidence.clips import ClipCutter, ClipSettings
+from vizoflow.evidence.disk import DiskGuard
+from vizoflow.evidence.recorder import ClipRecorder
 from vizoflow.nodes.live import LiveSource
 from vizoflow.nodes.rules import EpisodeTracker, Observation
-from vizoflow.nodes.segment import VideoSegmenter
 from vizoflow.status import StatusBoard
 
 FPS = 10
@@ -58,8 +60,10 @@ def run_camera(step: float, monkeypatch, tmp_path) -> dict:
             board.on_batch([frame])
             frames.append(frame)
             events += [(e.phase, round(e.started_at, 3), round(e.duration, 3)) for e in rule.step(frame, together)]
-    segmenter = VideoSegmenter(str(tmp_path / f"segments{step:+.0f}"), buffer_seconds=5, pre_roll=2, fps=FPS,
-                               min_free_mb=0)
+    clips = tmp_path / f"segments{step:+.0f}"
+    clips.mkdir()
+    segmenter = ClipCutter(clips, ClipSettings(buffer_seconds=5, pre_roll=2, fps=FPS), ClipRecorder(None, clips),
+                           DiskGuard(clips, 0))
     try:
         for frame in frames:
             segmenter.process(frame)

@@ -209,8 +209,8 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
 
 def test_a_link_is_done_only_once_the_file_holding_it_is_written(tmp_path, monkeypatch):
     import vizoflow.nodes.metrics as metrics_module
-    from vizoflow.nodes.metrics import EvidenceLinker
-    from vizoflow.outbox import Outbox
+    from vizoflow.evidence.linker import EvidenceLinker
+    from vizoflow.evidence.outbox import Outbox
 
     collector = MetricsCollector(tmp_path / "m.json")
     e = event()
@@ -249,8 +249,8 @@ def local_event(start_iso: str, duration: float, ids=(100, 200), kind="interacti
 
 def test_kolkata_an_event_across_local_midnight_is_in_its_start_days_file_with_its_evidence(tmp_path):
     from vizoflow.clock import SiteClock
-    from vizoflow.nodes.metrics import EvidenceLinker
-    from vizoflow.outbox import Outbox
+    from vizoflow.evidence.linker import EvidenceLinker
+    from vizoflow.evidence.outbox import Outbox
 
     clock = SiteClock("Asia/Kolkata")
     path = tmp_path / "analytics_metrics.json"

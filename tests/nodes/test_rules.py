@@ -344,14 +344,22 @@ def test_zones_drawn_on_smaller_frames_are_scaled_and_a_new_size_is_rechecked():
 
 def test_a_graph_without_a_tracker_runs_its_rules_and_preview_on_untracked_boxes(compose_cfg, tmp_path):
     """``graph.track=null``: boxes without track ids are nobody to the rules, and the preview draws them plainly."""
+    from vizoflow.graph import build_nodes
+    from vizoflow.runner import site_services
+
+    cfg = compose_cfg("+site=demo", "graph.track=null", "graph.detect=null", f"evidence.dir={tmp_path}/segments")
+    with site_services(cfg) as services:
+        run_untracked(build_nodes(cfg.graph, services=services))
+    assert (tmp_path / "preview.mp4").stat().st_size > 0
+
+
+def run_untracked(nodes) -> None:
+    """Three frames with two untracked boxes through ``nodes``: no events."""
     import numpy as np
     import supervision as sv
 
     from vizoflow.frame import Frame
-    from vizoflow.graph import build_nodes
 
-    cfg = compose_cfg("+site=demo", "graph.track=null", "graph.detect=null", f"evidence.dir={tmp_path}/segments")
-    nodes = build_nodes(cfg.graph)
     boxes = sv.Detections(xyxy=np.array([[10, 10, 40, 90], [200, 120, 230, 170]], dtype=float),
                           confidence=np.array([0.9, 0.8]), class_id=np.array([0, 0]))
     try:
@@ -364,7 +372,6 @@ def test_a_graph_without_a_tracker_runs_its_rules_and_preview_on_untracked_boxes
     finally:
         for _, node in nodes:
             getattr(node, "close", lambda: None)()
-    assert (tmp_path / "preview.mp4").stat().st_size > 0
 
 
 def test_a_service_does_not_go_on_into_the_next_video():

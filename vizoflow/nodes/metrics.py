@@ -12,17 +12,19 @@ import time
 from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from vizoflow import __version__
 from vizoflow.clock import SiteClock
 from vizoflow.events import Event, VideoEvidence
-from vizoflow.files import absolute, point_link, write_json_atomic
+from vizoflow.files import point_link, write_json_atomic
 from vizoflow.frame import Frame
 from vizoflow.nodes.sinks import ParquetTableWriter
-from vizoflow.outbox import FAILED, LINK_DONE, LINK_GONE, LINK_PENDING, LINKED, REPORTED, Item, Outbox
+
+if TYPE_CHECKING:
+    from vizoflow.evidence import Evidence
 
 log = logging.getLogger(__name__)
 METRICS_VERSION = "1.1"
@@ -425,88 +427,11 @@ class EventsTable:
         self._table.close()
 
 
-class EvidenceLinker:
-    """Links reported evidence into every metrics file its event was written to.
-
-    Links delivered clips into the analytics files. An outbox item lists its metrics
-    files (one per run that saw the event: a re-run adopts the earlier clip and adds
-    its own file), so evidence delivered after a restart lands in that run's file, and
-    a re-run's file gets the evidence an earlier run delivered. An item is ``linked``
-    once no listed file is pending.
-
-    The running pipeline's own file is written only through ``collector`` (its entry
-    may appear later: an event is written when it ends); another run's file is opened
-    for the moment, and if it or its entry is gone, that link is given up with a warning
-    (``gone``) instead of being tried forever.
-
-    Args:
-        outbox: The evidence outbox.
-        collector: The collector of the running pipeline.
-    """
-
-    def __init__(self, outbox: Outbox, collector: MetricsCollector) -> None:
-        self.outbox, self.collector = outbox, collector
-        self._own = str(absolute(collector.path))
-
-    def link(self) -> int:
-        """Link every reported item into the files it is pending in; returns how many became ``linked``."""
-        linked = 0
-        for item in self.outbox.due((REPORTED,), now=float("inf")):
-            pending = item.pending_links() if item.links else [self._own]  # rows recorded without a metrics file
-            if item.part > 1:  # continuation clips are reported; the entry links the clip with the start
-                statuses = dict.fromkeys(pending, LINK_DONE)
-            else:
-                evidence = VideoEvidence(Path(item.segment_path).name, item.uploaded_filename or "",
-                                         item.video_url or "", item.incident_id or "", item.upload_timestamp or "")
-                statuses = {path: status for path in pending if (status := self._link_one(item, path, evidence))}
-            if (pending and not statuses) or not self.outbox.set_links(item.id, statuses, item.video_url):
-                continue  # nothing decided yet, or adopted again meanwhile (the next pass links that)
-            if item.part == 1 and LINK_DONE in statuses.values():
-                log.info("linked %s to %s in %s", item.incident_id, item.event_id,
-                         ", ".join(Path(p).name for p, s in statuses.items() if s == LINK_DONE))
-            linked += self.outbox.get(item.id).state == LINKED
-        return linked
-
-    def _link_one(self, item: Item, path: str, evidence: VideoEvidence) -> str | None:
-        """``linked``, ``gone``, or None to try again later (this run's entry is not written yet)."""
-        start = item.event.get("start")
-        if str(absolute(path)) == self._own:
-            found = self.collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence, start)
-            return LINK_DONE if found and not self.collector.unsaved else None  # not written yet: try again later
-        try:
-            collector = MetricsCollector(path, clock=self.collector.clock) if Path(path).parent.is_dir() else None
-            if collector is None or not collector.days():
-                log.warning("%s: metrics file %s is gone; its evidence is not linked there", item.event_id, path)
-                return LINK_GONE
-            found = collector.link_video_evidence(item.event_id, item.event["track_ids"], evidence, start)
-        except ValueError as exc:
-            log.warning("%s: cannot link into %s: %s", item.event_id, path, exc)
-            return LINK_GONE
-        if found:
-            return None if collector.unsaved else LINK_DONE  # a failed write is tried again on the next pass
-        log.warning("%s: no such event in %s; its evidence is not linked there", item.event_id, path)
-        return LINK_GONE
-
-    def unlinked(self) -> list[Item]:
-        """Items this run's file still waits for (every state): the events left without ``video_evidence``."""
-        return [item for item in self.outbox.all()
-                if item.part == 1 and item.links.get(self._own) == LINK_PENDING]
-
-    def warn_unlinked(self) -> None:
-        """Say, per event, why this run's file has no ``video_evidence`` for it (called at close)."""
-        for item in self.unlinked():
-            reason = (f"delivery failed: {item.last_error}" if item.state == FAILED else
-                      "not delivered yet; the next run (or mode=outbox +retry=true) links it" if item.state != REPORTED
-                      else "the event is not in the file")
-            log.warning("%s has no video_evidence in %s (%s, %s)", item.event_id, Path(self._own).name,
-                        item.state, reason)
-
-
 class MetricsSink:
     """Node: sends every event on a frame to the log, the metrics file and the events table.
 
-    With an outbox, it also links delivered evidence into the metrics file (every
-    ``link_seconds`` of wall time and at close), being the one writer of that file.
+    With the evidence service, it also links delivered evidence into the metrics file
+    (every ``link_seconds`` of wall time and at close), being the one writer of that file.
     At close, each event still waiting for evidence in this file is logged with the
     reason (delivery failed or pending), so no event silently lacks ``video_evidence``.
 
@@ -515,18 +440,19 @@ class MetricsSink:
         log_path: JSON-lines log of every event phase.
         events_path: ``events.parquet``.
         site: Site name for the metadata.
-        outbox_path: Evidence outbox to link from (None: no evidence).
+        evidence: The site's evidence service (graph entry ``uses: [evidence]``); None: no evidence.
         link_seconds: How often to look for newly reported evidence.
         timezone: The site's IANA time zone: day files, hour buckets, ISO times.
     """
 
     def __init__(self, metrics_path: str, log_path: str, events_path: str, site: str = "default",
-                 outbox_path: str | None = None, link_seconds: float = 2.0, timezone: str = "UTC") -> None:
+                 evidence: Evidence | None = None, link_seconds: float = 2.0, timezone: str = "UTC") -> None:
         clock = SiteClock(timezone)
         self.collector = MetricsCollector(metrics_path, site, clock)
         self.logger = InteractionLogger(log_path, clock)
         self.table = EventsTable(events_path, timezone)
-        self.linker = EvidenceLinker(Outbox(outbox_path), self.collector) if outbox_path else None
+        self.evidence = evidence
+        self.linker = evidence.linker(self.collector) if evidence is not None else None
         self.link_seconds = link_seconds
         self._next_link = 0.0
 
@@ -557,10 +483,10 @@ class MetricsSink:
 
     def close(self) -> None:
         """Link what was delivered, then flush and close everything."""
-        if self.linker is not None:
+        if self.evidence is not None and self.linker is not None:
+            self.evidence.finish_delivery()  # the clips finished and the last delivery made, so it lands here
             self.linker.link()
             self.linker.warn_unlinked()
-            self.linker.outbox.close()
         self.logger.close()
         self.table.close()
         if not self.collector.save():

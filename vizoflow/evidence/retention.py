@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vizoflow.errors import ConfigError
-from vizoflow.outbox import LINKED, REPORTED, Item, Outbox
+from vizoflow.evidence.outbox import LINKED, REPORTED, Item, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import requests
 
 from vizoflow.clock import SiteClock
 from vizoflow.errors import UploadError
-from vizoflow.outbox import LOCAL
+from vizoflow.evidence.outbox import LOCAL
 
 log = logging.getLogger(__name__)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
