@@ -90,7 +90,7 @@ def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) ->
                     cfg.graph[name] = None
         with open_dict(cfg):
             cfg.graph.count = {"node": {"_target_": "zone_count.ZoneCount", "polygon": zone_of(video)},
-                               "inputs": ["track"]}
+                               "after": ["track"]}
         runtime = Runtime(build_source(cfg), build_nodes(cfg.graph), batch_size=cfg.runtime.batch_size,
                           progress=False)
         stats = runtime.run()

@@ -187,7 +187,7 @@ def week_config(out: Path, timezone: str, *overrides: str) -> DictConfig:
         return compose("config", overrides=[
             f"output_dir={out}/run", f"evidence.dir={out}/segments", f"timezone={timezone}", "site_name=week",
             "~graph.detect", "~graph.track", "~graph.appearance", "~graph.tracks", "~graph.preview",
-            "graph.identity.inputs=[source]",
+            "graph.identity.after=[source]",
             # flat grey frames have no pixels that change: trust by the box-edge test, which the sway passes
             "filters.min_change=0",
             "runtime.progress=false", "evidence.retention.max_age_hours=null", *OVERRIDES, *overrides])

@@ -164,7 +164,7 @@ def test_a_batch_stopped_by_ctrl_c_caches_nothing_and_the_next_run_processes_eve
     video = clip("tud-campus")  # 71 frames
     common = ["mode=batch", f"source.path={video}", f"batch.cache_dir={tmp_path}/cache",
               f"evidence.dir={tmp_path}/segments", "runtime.progress=false", "graph.preview=null"]
-    ctrl_c = "+graph.ctrl_c={node:{_target_:tests.custom_nodes.InterruptAfter,frames:20},inputs:[track]}"
+    ctrl_c = "+graph.ctrl_c={node:{_target_:tests.custom_nodes.InterruptAfter,frames:20},after:[track]}"
     stopped = run_cli(*common, ctrl_c, f"output_dir={tmp_path}/A")
     assert "SIGINT received" in stopped.stderr, stopped.stderr
     first = video_run(tmp_path / "A")

@@ -136,8 +136,8 @@ def test_every_shipped_site_and_experiment_sets_only_known_keys(group, option, m
     ("site", "evidence: {retention: {max_age_hour: 1}}", "evidence.retention.max_age_hour",
      "did you mean 'evidence.retention.max_age_hours'?"),
     ("site", "detector: {conff: 0.3}", "detector.conff", "did you mean 'detector.conf'?"),
-    ("site", "graph: {count: {node: {_target_: tests.custom_nodes.PeopleCounter}, inptus: [track]}}",
-     "graph.count.inptus", "did you mean 'graph.count.inputs'?"),
+    ("site", "graph: {count: {node: {_target_: tests.custom_nodes.PeopleCounter}, aftr: [track]}}",
+     "graph.count.aftr", "did you mean 'graph.count.after'?"),
     ("site", "cameras: {door: {url: rtsp://x}}", "cameras.door.url", "known keys at 'cameras.door': calibration"),
     ("site", "cameras: {door: {rules: {queue: {min_peple: 2}}}}", "cameras.door.rules.queue.min_peple",
      "did you mean 'cameras.door.rules.queue.min_people'?"),
@@ -168,7 +168,7 @@ def test_a_site_adds_zones_and_graph_nodes_and_replaces_free_values(tmp_path):
           preview: null
           count:
             node: {_target_: tests.custom_nodes.PeopleCounter, label: shoppers}
-            inputs: [track]
+            after: [track]
         """)
     cfg = compose_checked("+site=mine", config_dir=tmp_path)
     assert cfg.rules.unattended.seconds == 12 and cfg.source.stall_seconds == 3

@@ -143,7 +143,7 @@ def test_demo_preview_has_every_frame_with_the_tracked_boxes_drawn(demo_run):
     (["source.path=/no/such/video.mp4"], "video file not found: /no/such/video.mp4"),
     (["+site=nosuchsite"], "Could not find 'site/nosuchsite'"),
     (["detector.confidence=0.5"], "detector.confidence"),
-    (["graph.track.inputs=[detct]"], "graph node 'track': input 'detct' names no node"),
+    (["graph.track.after=[detct]"], "graph node 'track': 'after' names 'detct', which is no node"),
 ])
 def test_user_errors_end_in_one_line_and_non_zero_exit(tmp_path, args, words):
     result = run_cli("+site=demo", f"output_dir={tmp_path}", *args)

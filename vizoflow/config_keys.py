@@ -13,7 +13,7 @@ config (``conf/config.yaml``) with the chosen option of each of its groups
 Free-form, so not checked here:
 
 - zone names (``zones.<name>``) and graph entry names (``graph.<name>``: a site may
-  add nodes). A graph entry has only ``node``, ``settings``, ``inputs`` and ``shared``; the node's own
+  add nodes). A graph entry has only ``node``, ``settings``, ``uses``, ``after`` and ``shared``; the node's own
   arguments are checked when it is built.
 - anything below a value the schema gives as ``null``, a list or a string
   (``calibration``, ``rules.interaction.pairs``): the file replaces the value and its
@@ -46,7 +46,7 @@ WILDCARD = "*"
 FREE_FORM: dict[str, Any] = {  # replaces these subtrees of the schema; None = any value
     "zones": {WILDCARD: None},
     "lines": {WILDCARD: None},
-    "graph": {WILDCARD: {"node": None, "settings": None, "inputs": None, "shared": None}},
+    "graph": {WILDCARD: {"node": None, "settings": None, "uses": None, "after": None, "shared": None}},
     "hydra": None,
 }
 

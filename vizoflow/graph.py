@@ -3,10 +3,14 @@
 The graph is a named dict in YAML::
 
     graph:
-      detect:  {node: {_target_: ...}, inputs: [source]}
-      track:   {node: ${tracker},       inputs: [detect]}
+      detect:  {node: {_target_: ...}, after: [source]}
+      track:   {node: ${tracker},       after: [detect]}
 
-Every entry names the entries it runs after; ``source`` is the frame source. An entry's
+Nodes run in the order they are declared, except that a node runs after every entry
+its ``after`` names (``source`` is the frame source). ``after`` is an order, not a
+wiring: every node gets the one :class:`~vizoflow.frame.Frame` as the node before it
+in the run left it (``people`` replaces the boxes with the trusted ones, the rules add
+events), so a node that must see something runs after the node that makes it. An entry's
 ``settings`` (usually a whole section of the config, ``settings: ${identity}``) are
 passed to its node as keyword arguments, under the node's own keys, so a setting is
 written once in its section and not repeated in the graph. An entry's ``uses`` names
@@ -15,9 +19,9 @@ the services of the run its node is handed (``uses: [evidence]``: the site's
 that name. With
 several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and
-metrics file, the evidence courier): one node sees the frames of every camera. An entry
-set to ``null`` is disabled (``graph.preview=null`` on the command line), and inputs
-naming it are ignored, so disabling a node never breaks the nodes after it. Validation
+metrics file): one node sees the frames of every camera. An entry
+set to ``null`` is disabled (``graph.preview=null`` on the command line), and ``after``
+entries naming it are ignored, so disabling a node never breaks the nodes after it. Validation
 happens before anything is instantiated, so a typo fails in milliseconds, not after
 the detector loaded.
 """
@@ -38,7 +42,7 @@ from vizoflow.errors import ConfigError, GraphError, VizoflowError
 from vizoflow.node import Node
 
 SOURCE = "source"
-ENTRY_KEYS = ("node", "settings", "uses", "inputs", "shared")
+ENTRY_KEYS = ("node", "settings", "uses", "after", "shared")
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -50,17 +54,17 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         if name == SOURCE:
             raise GraphError(name, f"'{SOURCE}' is reserved for the frame source; rename the node")
         if not isinstance(entry, Mapping) or not isinstance(entry.get("node"), Mapping):
-            raise GraphError(name, "expected a mapping with keys 'node' (a config with _target_) and 'inputs'")
+            raise GraphError(name, "expected a mapping with keys 'node' (a config with _target_) and 'after'")
         if "_target_" not in entry["node"]:
             raise GraphError(name, "'node' has no _target_ (the class to build)")
         for key in entry:
-            if key not in ENTRY_KEYS:  # e.g. 'inptus' would silently leave the default input
+            if key not in ENTRY_KEYS:  # e.g. 'aftr' would silently run the node right after the source
                 close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
                 raise GraphError(name, f"unknown key '{key}' (an entry has only {', '.join(ENTRY_KEYS)}"
                                        + (f"; did you mean '{close[0]}'?)" if close else ")"))
-        inputs = entry.get("inputs", [SOURCE])
-        if isinstance(inputs, str) or not isinstance(inputs, (list, tuple, ListConfig)):
-            raise GraphError(name, f"'inputs' must be a list of node names, got {inputs!r}")
+        after = entry.get("after", [SOURCE])
+        if isinstance(after, str) or not isinstance(after, (list, tuple, ListConfig)):
+            raise GraphError(name, f"'after' must be a list of node names, got {after!r}")
         if entry.get("settings") is not None and not isinstance(entry["settings"], Mapping):
             raise GraphError(name, f"'settings' must be a mapping of keyword arguments, got {entry['settings']!r}")
         uses = entry.get("uses", [])
@@ -78,34 +82,38 @@ def shared_entries(graph: Mapping[str, Any]) -> set[str]:
 
 
 def topological_order(graph: Mapping[str, Any]) -> list[str]:
-    """Names of the enabled nodes, each after all of its inputs.
+    """Names of the enabled nodes in run order: declaration order, each moved after what it names in ``after``.
 
-    Ties keep the order of declaration, so a run is reproducible.
+    Of the nodes whose ``after`` entries have all run, the one declared first runs
+    next, so the YAML's order is the run order wherever it can be, and a run is
+    reproducible.
 
     Raises:
-        GraphError: an input names no node, or the inputs form a cycle.
+        GraphError: ``after`` names no node, or the ``after`` lists form a cycle.
     """
     entries = _declared(graph)
     disabled = {str(name) for name, entry in graph.items() if entry is None}
     position = {name: i for i, name in enumerate(entries)}
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for name, entry in entries.items():
-        inputs = [str(i) for i in entry.get("inputs", [SOURCE]) if str(i) not in disabled]
-        for dep in inputs:
+        after = [str(i) for i in entry.get("after", [SOURCE]) if str(i) not in disabled]
+        for dep in after:
             if dep != SOURCE and dep not in entries:
                 known = ", ".join([SOURCE, *entries]) or SOURCE
-                raise GraphError(name, f"input '{dep}' names no node (known: {known})")
-        sorter.add(name, *(d for d in inputs if d != SOURCE))
+                raise GraphError(name, f"'after' names '{dep}', which is no node (known: {known})")
+        sorter.add(name, *(d for d in after if d != SOURCE))
     try:
         sorter.prepare()
     except CycleError as exc:
         cycle = exc.args[1]
-        raise GraphError(cycle[0], "inputs form a cycle: " + " -> ".join(cycle)) from None
+        raise GraphError(cycle[0], "'after' lists form a cycle: " + " -> ".join(cycle)) from None
     order: list[str] = []
+    ready: list[str] = []
     while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=position.__getitem__)
-        order.extend(ready)
-        sorter.done(*ready)
+        ready = sorted({*ready, *sorter.get_ready()}, key=position.__getitem__)
+        first = ready.pop(0)
+        order.append(first)
+        sorter.done(first)
     return order
 
 
