@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]  # run as `python bench/x.py` from anywhe
 from vizoflow.cli import CONF_DIR  # noqa: E402
 from vizoflow.graph import build_nodes  # noqa: E402
 from vizoflow.mot import TrackingScore, score_tracks  # noqa: E402
-from vizoflow.runner import build_source  # noqa: E402
+from vizoflow.pipeline import build_source  # noqa: E402
 from vizoflow.runtime import Runtime  # noqa: E402
 
 

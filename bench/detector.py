@@ -57,7 +57,7 @@ from vizoflow.cli import CONF_DIR
 from vizoflow.frame import Frame
 from vizoflow.graph import build_nodes
 from vizoflow.inference import cpu_facts
-from vizoflow.runner import build_source
+from vizoflow.pipeline import build_source
 from vizoflow.runtime import Runtime
 from vizoflow.video import decode
 

@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--timezone", default="Europe/Berlin")
     parser.add_argument("--first-day", default="2026-10-22")
     args = parser.parse_args()
-    from vizoflow.runner import run_pipeline
+    from vizoflow.pipeline import run_pipeline
 
     schedule = Schedule(args.timezone, args.first_day, args.days)
     with tempfile.TemporaryDirectory() as tmp:

@@ -195,7 +195,7 @@ def week_config(out: Path, timezone: str, *overrides: str) -> DictConfig:
 
 def run_week(out: Path, schedule: Schedule, *overrides: str) -> WeekSource:
     """Run the graph over ``schedule``; the source (its frame count) is returned."""
-    from vizoflow.runner import run_pipeline
+    from vizoflow.pipeline import run_pipeline
 
     source = WeekSource(schedule)
     run_pipeline(week_config(out, schedule.timezone, *overrides), source=source)

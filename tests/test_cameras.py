@@ -54,7 +54,7 @@ def test_two_recorded_cameras_in_one_run_keep_their_own_zones_and_share_one_metr
     import polars as pl
 
     from tests.conftest import clip
-    from vizoflow.runner import run_pipeline
+    from vizoflow.pipeline import run_pipeline
 
     cfg = compose_cfg(f"evidence.dir={tmp_path}/segments", "runtime.progress=false", "graph.preview=null",
                       "tracker=bytetrack", "source.stride=3", "source.path=unused",

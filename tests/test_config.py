@@ -17,7 +17,7 @@ from vizoflow.cli import CONF_DIR
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order
-from vizoflow.runner import build_site, build_source, site_services
+from vizoflow.pipeline import build_site, build_source, site_services
 from vizoflow.runtime import PerCamera
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}

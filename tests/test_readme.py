@@ -12,7 +12,7 @@ from omegaconf import OmegaConf, open_dict
 
 from tests.conftest import ROOT, clip
 from vizoflow.graph import build_nodes
-from vizoflow.runner import run_pipeline, site_services
+from vizoflow.pipeline import run_pipeline, site_services
 
 README = (ROOT / "README.md").read_text()
 

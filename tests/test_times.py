@@ -50,7 +50,7 @@ def test_run_json_and_analytics_metadata_say_where_the_dates_come_from(tmp_path,
     from tests.conftest import write_video
     from vizoflow.nodes.metrics import MetricsSink
     from vizoflow.nodes.sources import VideoFileSource
-    from vizoflow.runner import run_pipeline
+    from vizoflow.pipeline import run_pipeline
 
     video = write_video(tmp_path / "copied.mp4", frames=5, fps=10)
     cfg = compose_cfg("runtime.progress=false")

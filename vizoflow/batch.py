@@ -202,7 +202,7 @@ def batch_runner(cfg: DictConfig) -> BatchRunner | SiteBatch:
 
 def run_video(cfg_plain: dict[str, Any], video: str, out: str, name: str) -> VideoResult:
     """One video of a batch, in this process (an executor may run it elsewhere)."""
-    from vizoflow.runner import run_pipeline, site_services
+    from vizoflow.pipeline import run_pipeline, site_services
 
     cfg = OmegaConf.create(cfg_plain)
     run_json = Path(out) / "run.json"

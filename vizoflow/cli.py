@@ -1,7 +1,7 @@
 """``python -m vizoflow``: parse the config (Hydra) and dispatch on ``mode``.
 
 How a frame flows is declared in ``conf/config.yaml`` (``graph:``) and run by
-:mod:`vizoflow.runner`; each mode lives in its own module (:mod:`vizoflow.modes.run`,
+:mod:`vizoflow.pipeline`; each mode lives in its own module (:mod:`vizoflow.modes.run`,
 :mod:`vizoflow.batch`, :mod:`vizoflow.modes.snapshot`, :mod:`vizoflow.modes.outbox`).
 Errors a user can fix (bad path, bad config, unknown option) end in one line on
 stderr and exit code 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.

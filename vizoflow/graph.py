@@ -15,7 +15,7 @@ events), so a node that must see something runs after the node that makes it. An
 passed to its node as keyword arguments, under the node's own keys, so a setting is
 written once in its section and not repeated in the graph. An entry's ``uses`` names
 the services of the run its node is handed (``uses: [evidence]``: the site's
-:class:`~vizoflow.evidence.Evidence`, started by the runner), as a keyword argument of
+:class:`~vizoflow.evidence.Evidence`, started by :func:`~vizoflow.pipeline.run_pipeline`), as a keyword argument of
 that name. With
 several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and

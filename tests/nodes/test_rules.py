@@ -345,7 +345,7 @@ def test_zones_drawn_on_smaller_frames_are_scaled_and_a_new_size_is_rechecked():
 def test_a_graph_without_a_tracker_runs_its_rules_and_preview_on_untracked_boxes(compose_cfg, tmp_path):
     """``graph.track=null``: boxes without track ids are nobody to the rules, and the preview draws them plainly."""
     from vizoflow.graph import build_nodes
-    from vizoflow.runner import site_services
+    from vizoflow.pipeline import site_services
 
     cfg = compose_cfg("+site=demo", "graph.track=null", "graph.detect=null", f"evidence.dir={tmp_path}/segments")
     with site_services(cfg) as services:

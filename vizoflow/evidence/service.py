@@ -26,7 +26,7 @@ OUTBOX_NAME = "outbox.sqlite"
 class Evidence:
     """Clips, their outbox, delivery, linking and retention, for one site in one process.
 
-    The runner starts it beside the status server and hands it to the graph nodes
+    :func:`~vizoflow.pipeline.run_pipeline` starts it beside the status server and hands it to the graph nodes
     that ask for it (``uses: [evidence]``): each camera's clip node gets its
     :class:`ClipCutter` from :meth:`clips`, the metrics sink its :class:`EvidenceLinker`
     from :meth:`linker`. It alone opens the outbox, so the folder's free space is read

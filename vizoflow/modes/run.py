@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vizoflow.runner import run_pipeline
+from vizoflow.pipeline import run_pipeline
 from vizoflow.runtime import RunStats
 
 

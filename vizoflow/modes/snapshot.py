@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.nodes.annotate import Annotator
-from vizoflow.runner import build_source
+from vizoflow.pipeline import build_source
 from vizoflow.zones import Zones
 
 

@@ -1,7 +1,7 @@
 """The one place that turns a config into a running pipeline.
 
 :func:`run_pipeline` builds the source and the node graph from the composed config
-(``conf/config.yaml`` with a site on top), runs them with the :class:`~vizoflow.runtime.Runtime`
+(``vizoflow/conf/config.yaml`` with a site on top), runs them with the :class:`~vizoflow.runtime.Runtime`
 (frames flow source -> detect -> track -> appearance -> identity -> people -> roles ->
 rules -> store -> clips -> metrics, in the graph's order; clips and metrics hand their
 part to the site's evidence service), and writes ``run.json``. Every mode that runs
