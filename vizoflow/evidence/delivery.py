@@ -14,11 +14,17 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import InvalidHeader, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import Retry
 
 from vizoflow.clock import SiteClock
 from vizoflow.errors import UploadError
@@ -157,8 +163,76 @@ class RetryPolicy:
     max_wait: float = 30.0
 
 
+#: Answers tried again: request timeout, too many requests, every 5xx. Any other 4xx is permanent.
+RETRIED_STATUSES = frozenset({408, 429, *range(500, 600)})
+
+
+class PolicyRetry(Retry):
+    """urllib3's :class:`~urllib3.util.Retry` (it counts the attempts, decides what is
+    retried, parses ``Retry-After`` and re-sends the request) with three changes:
+
+    - The first retry waits ``backoff_factor`` seconds, the next twice that, and so
+      on (urllib3 retries the first time at once and only then waits
+      ``backoff_factor * 2**(n - 1)``).
+    - The wait goes through an injectable ``wait`` function (tests record it instead
+      of sleeping), and a WARNING names each retried failure (never a header).
+    - ``Retry-After`` is capped at ``backoff_max`` (the policy's ``max_wait``), and one
+      urllib3 cannot parse (``"1.5"``, ``"soon"``) falls back to the backoff instead
+      of failing the request with ``InvalidHeader``.
+
+    Only :data:`RETRIED_STATUSES` are retried: urllib3's default would also retry a
+    413 carrying ``Retry-After``, which stays permanent here.
+    """
+
+    RETRY_AFTER_STATUS_CODES = frozenset()  # the status_forcelist alone decides what is retried
+
+    def __init__(self, *args: Any, wait: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wait = wait
+
+    @classmethod
+    def for_policy(cls, policy: RetryPolicy, wait: Callable[[float], None] = time.sleep) -> PolicyRetry:
+        """``policy.attempts`` tries of a POST on connection errors, timeouts and :data:`RETRIED_STATUSES`."""
+        return cls(total=max(0, policy.attempts - 1), connect=None, read=None, status=None, other=None,
+                   allowed_methods=frozenset({"POST"}),  # urllib3 retries no POST by default
+                   status_forcelist=RETRIED_STATUSES, raise_on_status=False,  # the last answer is classified by HttpClient
+                   backoff_factor=policy.backoff, backoff_max=policy.max_wait,
+                   respect_retry_after_header=True, wait=wait)
+
+    def new(self, **kwargs: Any) -> PolicyRetry:
+        retry = super().new(**kwargs)
+        retry.wait = self.wait
+        return retry
+
+    def get_backoff_time(self) -> float:
+        failures = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        if failures == 0:
+            return 0.0
+        return float(max(0.0, min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1))))
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        wait = self.get_backoff_time()
+        if response is not None and self.respect_retry_after_header:
+            try:
+                after = self.get_retry_after(response)  # seconds or an HTTP date
+            except InvalidHeader:
+                after = None
+            if after is not None:
+                wait = min(after, self.backoff_max)  # max_wait caps a server's wish too
+        if self.history:
+            last = self.history[-1]
+            why = f"HTTP {last.status}" if last.status else type(last.error).__name__
+            log.warning("%s %s: %s (attempt %d of %d), next try in %.2f s", last.method, last.url, why,
+                        len(self.history), len(self.history) + (self.total or 0) + 1, wait)
+        self.wait(wait)
+
+
 class HttpClient:
     """POST with the API key header, retries on transient failures, and clear errors.
+
+    The retries are urllib3's (:class:`PolicyRetry`, mounted on the session through
+    ``HTTPAdapter``). requests encodes the body once (a multipart file is read then),
+    and urllib3 sends those same bytes again on every attempt, so nothing is rewound.
 
     Args:
         api_key: Sent as ``X-API-Key``; None sends no key.
@@ -168,53 +242,46 @@ class HttpClient:
 
     def __init__(self, api_key: str | None, policy: RetryPolicy = RetryPolicy(),
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._session = requests.Session()
-        self._headers = {"X-API-Key": api_key} if api_key else {}
         self.policy = policy
-        self._sleep = sleep
+        self.retry = PolicyRetry.for_policy(policy, wait=sleep)
+        self._session = requests.Session()
+        adapter = HTTPAdapter(max_retries=self.retry)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._headers = {"X-API-Key": api_key} if api_key else {}
 
     def post(self, url: str, timeout: float, **kwargs: Any) -> requests.Response:
-        """POST, retrying transient failures; return the 2xx response.
+        """POST, retrying transient failures (``timeout`` is per attempt); return the 2xx response.
 
         Raises:
             PermanentError: 4xx other than 408/429 (not retried).
-            TransientError: still failing after ``policy.attempts`` tries.
+            TransientError: still failing after ``policy.attempts`` tries (connection
+                error, timeout, 408/429/5xx), or the answer's body was cut off.
         """
-        error = ""
-        for attempt in range(1, self.policy.attempts + 1):
-            rewind = kwargs.get("files")
-            if rewind:
-                for _, (_, fh, _) in rewind.items():
-                    fh.seek(0)
-            wait = self.policy.backoff * 2 ** (attempt - 1)
-            try:
-                response = self._session.post(url, headers=self._headers, timeout=timeout, **kwargs)
-            except requests.Timeout:
-                error = f"POST {url}: timed out after {timeout:.0f} s"
-            except requests.ConnectionError as exc:
-                error = f"POST {url}: connection failed ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return response
-                error = f"POST {url}: HTTP {status} {response.reason}"
-                if status == 429:
-                    wait = _retry_after(response, wait)
-                elif 400 <= status < 500 and status != 408:
-                    hint = " (check VIZO_API_KEY)" if status in (401, 403) else ""
-                    raise PermanentError(error + hint)
-            log.warning("%s (attempt %d of %d)", error, attempt, self.policy.attempts)
-            if attempt < self.policy.attempts:
-                self._sleep(min(wait, self.policy.max_wait))
-        raise TransientError(error)
+        try:
+            response = self._session.post(url, headers=self._headers, timeout=timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransientError(_failure(url, timeout, exc)) from None  # no chained request (it holds the key)
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        error = f"POST {url}: HTTP {status} {response.reason}"
+        if status in RETRIED_STATUSES or not 400 <= status < 500:
+            raise TransientError(error)
+        hint = " (check VIZO_API_KEY)" if status in (401, 403) else ""
+        raise PermanentError(error + hint)
 
 
-def _retry_after(response: requests.Response, default: float) -> float:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
+def _failure(url: str, timeout: float, exc: requests.RequestException) -> str:
+    """The reason a request failed, from requests' exception (the last attempt's, when urllib3 gave up)."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", None) or reason  # MaxRetryError: the last attempt's error
+    timed_out = isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError)  # (a subclass, refused)
+    if isinstance(exc, requests.Timeout) or timed_out:
+        return f"POST {url}: timed out after {timeout:.3g} s"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"POST {url}: the answer was cut off ({type(reason).__name__})"
+    return f"POST {url}: connection failed ({type(reason).__name__})"
 
 
 @dataclass(frozen=True)
