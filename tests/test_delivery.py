@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -147,7 +151,7 @@ def test_429_honours_retry_after(httpserver, world):
     assert waits == [7.0]
 
 
-def test_timeout_is_transient_and_bounded(httpserver, world):
+def test_timeout_is_transient_and_bounded(httpserver, world, caplog):
     def slow(request: Request) -> Response:
         time.sleep(1.0)
         return Response(json.dumps({"filename": "late.mp4"}))
@@ -157,6 +161,7 @@ def test_timeout_is_transient_and_bounded(httpserver, world):
     assert courier(httpserver, world["outbox"], attempts=2, timeout_base=0.3).drain() == 0
     assert time.monotonic() - started < 5
     assert "timed out" in world["outbox"].get(world["item"]).last_error
+    assert "(attempt 1 of 2)" in caplog.text  # a POST that timed out is tried again
 
 
 @pytest.mark.parametrize(("body", "state", "words"), [
@@ -197,6 +202,107 @@ def test_the_api_key_is_in_no_log_line_and_no_file(httpserver, world, caplog):
     for path in world["tmp"].rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(("status", "retry_after", "waits"), [
+    (500, None, [0.5, 1.0]),  # exponential backoff from the policy's first wait
+    (408, None, [0.5, 1.0]),
+    (429, "4", [4.0, 4.0]),
+    (503, "3", [3.0, 3.0]),  # a 503's Retry-After is honoured too
+    (429, "100", [5.0, 5.0]),  # capped at max_wait
+    (429, "soon", [0.5, 1.0]),  # unreadable: the backoff
+])
+def test_retried_answers_wait_the_backoff_or_the_servers_retry_after(httpserver, status, retry_after, waits):
+    seen = []
+    client = HttpClient(KEY, RetryPolicy(attempts=3, backoff=0.5, max_wait=5.0), sleep=seen.append)
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    httpserver.expect_request("/x", method="POST").respond_with_response(Response("{}", status=status, headers=headers))
+    with pytest.raises(TransientError, match=f"HTTP {status}"):
+        client.post(httpserver.url_for("/x"), timeout=5, json={"a": 1})
+    assert seen == waits and len(httpserver.log) == 3
+
+
+@pytest.mark.parametrize(("status", "headers"), [(400, {}), (403, {}), (404, {}), (413, {"Retry-After": "1"})])
+def test_other_4xx_are_permanent_after_one_attempt(httpserver, status, headers):
+    seen = []
+    client = HttpClient(KEY, RetryPolicy(attempts=3, backoff=0.5), sleep=seen.append)
+    httpserver.expect_request("/x").respond_with_response(Response("{}", status=status, headers=headers))
+    with pytest.raises(PermanentError, match=f"HTTP {status}"):
+        client.post(httpserver.url_for("/x"), timeout=5, json={})
+    assert seen == [] and len(httpserver.log) == 1
+
+
+def test_every_attempt_sends_the_whole_clip_and_the_key(httpserver, world):
+    received = []
+
+    def upload(request: Request) -> Response:
+        part = request.files["file"]
+        received.append((request.headers.get("X-API-Key"), part.filename, part.read()))
+        if len(received) < 3:
+            return Response("{}", status=500)
+        return Response(json.dumps({"filename": "stored.mp4"}), content_type="application/json")
+
+    httpserver.expect_request("/uploadFile", method="POST").respond_with_handler(upload)
+    client = HttpClient(KEY, RetryPolicy(attempts=3, backoff=0.01))
+    stored = Uploader(client, httpserver.url_for("/uploadFile"), TEMPLATE).upload(world["clip"])
+    assert stored.uploaded_filename == "stored.mp4"
+    assert received == [(KEY, world["clip"].name, world["clip"].read_bytes())] * 3
+
+
+@contextlib.contextmanager
+def raw_server(*answers: bytes | None):
+    """A bare HTTP server on 127.0.0.1: each connection, in turn, has its request read and gets the next
+    answer's raw bytes (None: hung up without an answer). Yields the upload URL and the request bodies read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    bodies: list[bytes] = []
+
+    def serve() -> None:
+        for answer in answers:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: *(\d+)", head, re.IGNORECASE).group(1))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                bodies.append(body)
+                if answer is not None:
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/uploadFile", bodies
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+STORED = b'{"filename": "stored.mp4"}'
+OK_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+    len(STORED), STORED)
+
+
+def test_a_connection_dropped_without_an_answer_is_tried_again_with_the_same_body(world):
+    with raw_server(None, OK_ANSWER) as (url, bodies):
+        stored = Uploader(HttpClient(KEY, RetryPolicy(attempts=3, backoff=0.01)), url, TEMPLATE).upload(world["clip"])
+    assert stored.uploaded_filename == "stored.mp4"
+    assert len(bodies) == 2 and all(world["clip"].read_bytes() in body for body in bodies)
+
+
+def test_a_cut_off_answer_is_transient(world):
+    """The answer's body is read after urllib3's retries (requests streams it), so a cut-off body is not
+    tried again at once: the outbox tries it later, like an HTML page in place of JSON."""
+    cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" + STORED[:10]
+    with raw_server(cut) as (url, bodies), pytest.raises(TransientError, match="cut off"):
+        Uploader(HttpClient(KEY, RetryPolicy(attempts=3, backoff=0.01)), url, TEMPLATE, timeout_base=5).upload(world["clip"])
+    assert len(bodies) == 1
 
 
 def test_unreachable_server_is_transient(world):
