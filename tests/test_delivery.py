@@ -197,7 +197,7 @@ def test_the_api_key_is_in_no_log_line_and_no_file(httpserver, world, caplog):
     c = courier(httpserver, world["outbox"])
     c.drain()
     with pytest.raises(PermanentError) as info:
-        c.store.upload(world["clip"])
+        c.uploader.upload(world["clip"])
     assert KEY not in caplog.text and KEY not in str(info.value)
     for path in world["tmp"].rglob("*"):
         if path.is_file():

@@ -14,7 +14,7 @@ from vizoflow.events import VideoEvidence
 from vizoflow.evidence.delivery import (
     HttpClient,
     IncidentReporter,
-    LocalStore,
+    LocalCopy,
     PermanentError,
     RetryPolicy,
     TransientError,
@@ -92,7 +92,7 @@ class Courier:
 
     Args:
         outbox: The outbox.
-        store: Uploader, or :class:`LocalStore` when there is no upload URL.
+        uploader: Uploader, or :class:`LocalCopy` when there is no upload URL.
         reporter: Incident reporter.
         site: Site name in incident payloads.
         camera: Camera name in incident payloads (None: each event's own camera, for a site's shared courier).
@@ -101,9 +101,9 @@ class Courier:
         retry_cap: Longest such delay (an API down for an hour is tried every ``retry_cap``).
     """
 
-    def __init__(self, outbox: Outbox, store: Uploader | LocalStore, reporter: IncidentReporter, site: str,
+    def __init__(self, outbox: Outbox, uploader: Uploader | LocalCopy, reporter: IncidentReporter, site: str,
                  camera: str | None, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
-        self.outbox, self.store, self.reporter, self.site, self.camera = outbox, store, reporter, site, camera
+        self.outbox, self.uploader, self.reporter, self.site, self.camera = outbox, uploader, reporter, site, camera
         self.clock = clock or SiteClock()
         self.retry_base, self.retry_cap = retry_base, retry_cap
         self.busy_since: float | None = None  # monotonic start of the step under way (status: slow consumer)
@@ -125,9 +125,9 @@ class Courier:
         """Whether ``item``'s clip still has to go to this courier's upload destination."""
         if item.uploaded_to is None:
             return True
-        if self.store.destination == LOCAL:
+        if self.uploader.destination == LOCAL:
             return False
-        return item.uploaded_to not in (self.store.destination, UNKNOWN_REMOTE)
+        return item.uploaded_to not in (self.uploader.destination, UNKNOWN_REMOTE)
 
     def needs_report(self, item: Item) -> bool:
         """Whether this courier's incident endpoint has not had ``item``'s incident yet."""
@@ -140,11 +140,11 @@ class Courier:
                 clip = Path(item.segment_path)
                 if item.uploaded_remotely and not clip.is_file():
                     log.warning("%s is no longer on disk (deleted after its upload to %s) and cannot go to %s; "
-                                "%s keeps the earlier upload", clip.name, item.uploaded_to, self.store.destination,
+                                "%s keeps the earlier upload", clip.name, item.uploaded_to, self.uploader.destination,
                                 item.incident_id)
                 else:
-                    stored = self.store.upload(clip)
-                    self.outbox.uploaded(item.id, self.store.destination, stored.uploaded_filename, stored.video_url,
+                    stored = self.uploader.upload(clip)
+                    self.outbox.uploaded(item.id, self.uploader.destination, stored.uploaded_filename, stored.video_url,
                                          stored.upload_timestamp, item.incident_id or incident_id_for(item, self.clock))
                     log.info("uploaded %s as %s", clip.name, stored.uploaded_filename)
                     item = self.outbox.get(item.id)
@@ -174,10 +174,10 @@ def build_courier(outbox: Outbox, site: str, camera: str | None, upload_url: str
     """A courier for the configured endpoints (local evidence where a URL is missing)."""
     clock = clock or SiteClock()
     client = HttpClient(api_key_from_env(), RetryPolicy(attempts=attempts, backoff=backoff))
-    store = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb,
-                      clock=clock) if upload_url else LocalStore(clock))
+    uploader = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb,
+                         clock=clock) if upload_url else LocalCopy(clock))
     reporter = IncidentReporter(client if incident_url else None, incident_url, local_dir / "incidents.jsonl")
-    return Courier(outbox, store, reporter, site, camera, clock)
+    return Courier(outbox, uploader, reporter, site, camera, clock)
 
 
 class DeliveryWorker:

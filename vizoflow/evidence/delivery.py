@@ -346,7 +346,7 @@ class Uploader:
         return Stored(filename, self.template.format(filename=filename), self.clock.wall(self.clock.now()))
 
 
-class LocalStore:
+class LocalCopy:
     """Evidence that stays on this machine (no upload URL configured): a ``file://`` URL."""
 
     destination = LOCAL
