@@ -4,7 +4,7 @@ Defaults must hold in stores whose footage we do not have, so they are chosen th
 a new store would meet them: for each labelled clip, the setting of :data:`GRID` that
 scores best on the *other* clips is applied to it, and the table reports that held-out
 score. The setting that scores best on all clips is the recommended default; the page
-says whether ``conf/config.yaml`` holds it.
+says whether ``vizoflow/conf/config.yaml`` holds it.
 
 Each clip runs with its own site (zones, pairs, thresholds a site sets on purpose)
 in batch mode. Detection and tracking run once per clip; every grid point replays the
@@ -76,11 +76,10 @@ CLIPS = (
     Clip("ucf-clothing-table", "clothing", stride=3, note="6.7 fps"),
     Clip("intel-one-by-one", "intel_table", unattended_seconds=10.0, note="visitors alone at a table, 10 fps"),
     Clip("caviar-shop-front", "caviar", ("rules.unattended.seconds=2",), unattended_seconds=2.0,
-         note="unattended at 2 s, a test setting: at the site's 30 s nothing in 12 s is an event. The false event "
-              "is the shopper seen as a second person: a second track on her is confirmed while the first still "
-              "shows (two boxes on one person), and two boxes at once are two people to the identity layer. The "
-              "missed one is the passer-by behind the glass (ground-truth id 2), whom the detector never finds "
-              "(no box reaches IoU 0.15 with theirs)"),
+         note="unattended at 2 s, a test setting: at the site's 30 s nothing in 12 s is an event. The missed one "
+              "is the passer-by behind the glass (ground-truth id 2), whom the detector never finds (no box reaches "
+              "IoU 0.15 with theirs). The shopper gets a second box while the first still shows; the identity layer "
+              "takes it as her (a twin box), so she is one person, not a false second unattended customer"),
 )
 
 # The settings chosen by leave-one-clip-out: the ones a site does not set on purpose.
@@ -276,7 +275,7 @@ def render(results: dict[str, list[dict]], center: str, before: list[dict] | Non
             lines.append(row_line(r, f"{r['view']} ({chosen})"))
     overall = choose(results, keys, None, center) if len(keys) > 1 else keys[0]
     lines += ["", "## The defaults", "",
-              f"Chosen on all clips: **{overall}**. `conf/config.yaml` holds **{center}**"
+              f"Chosen on all clips: **{overall}**. `vizoflow/conf/config.yaml` holds **{center}**"
               + (" (the same)." if overall == center else ": not the same, see below."),
               "", HEADER.format("clip")]
     lines += [row_line(r, r["view"]) for r in results[center if center in results else keys[0]]]
