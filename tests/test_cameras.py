@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from vizoflow.cameras import camera_config, camera_names, site_config
 from vizoflow.errors import ConfigError
+from vizoflow.pipeline import camera_zones
 
 SITE = ["+cameras.door.source.path=door.mp4", "+cameras.door.zones={entry: [[0,0],[10,0],[10,10]]}",
         "+cameras.door.rules.queue.min_people=2", "+cameras.till.source.path=till.mp4",
@@ -21,8 +22,9 @@ def test_each_camera_gets_its_own_zones_name_and_overrides_and_the_graph_resolve
     assert list(door.zones) == ["entry"] and list(till.zones) == ["lane"]  # replaced, never the site's or the other's
     assert door.rules.queue.min_people == 2 and till.rules.queue.min_people == 3  # merged over the site's
     assert door.rules.queue.min_seconds == till.rules.queue.min_seconds == 7
-    assert list(door.graph.roles.node.zones) == ["entry"]  # ${zones} in the graph means the camera's zones
-    assert list(till.graph.queue.node.zones) == ["lane"]
+    assert list(camera_zones(door).polygons) == ["entry"]  # what the camera's nodes get (uses: [zones])
+    assert list(camera_zones(till).polygons) == ["lane"]
+    assert door.graph.queue.settings.min_people == 2  # settings: ${rules.queue} means the camera's values
     assert (door.source.path, till.source.path) == ("door.mp4", "till.mp4")
     assert door.graph.store.node.camera == "door" and door.graph.store.node.output_dir.endswith("/door")
     assert till.graph.tracks.node.camera == "till"

@@ -19,6 +19,7 @@ from vizoflow.errors import ConfigError
 from vizoflow.graph import build_nodes, topological_order
 from vizoflow.pipeline import build_site, build_source, site_services
 from vizoflow.runtime import PerCamera
+from vizoflow.zones import Zones
 
 GROUPS = {p.parent.name: sorted(q.stem for q in p.parent.glob("*.yaml")) for p in CONF_DIR.glob("*/*.yaml")}
 SITES = GROUPS.pop("site")
@@ -79,6 +80,12 @@ def check_site_graph(cfg, declared, several, source, nodes) -> None:
             assert isinstance(node, PerCamera) == (several and not cfg.graph[name].get("shared", False)), name
             for own in per_camera:
                 assert isinstance(own, get_class(cfg.graph[name].node._target_)), name
+        zones = {}  # camera -> the ids of the Zones its nodes hold: one object per camera
+        for _, node in nodes:
+            for camera, own in (node.instances.items() if isinstance(node, PerCamera) else [(None, node)]):
+                if isinstance(getattr(own, "zones", None), Zones):
+                    zones.setdefault(camera, set()).add(id(own.zones))
+        assert zones and all(len(ids) == 1 for ids in zones.values()), zones
         if several:
             assert set(source.cameras) == set(declared["cameras"])
             for camera in source.cameras:

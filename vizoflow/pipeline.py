@@ -40,6 +40,7 @@ from vizoflow.inference import cpu_facts
 from vizoflow.mux import CameraMux
 from vizoflow.runtime import PerCamera, RunStats, Runtime
 from vizoflow.status import StatusBoard, StatusReporter
+from vizoflow.zones import Zones
 
 SECRET_KEY = re.compile(r"(api_?key|secret|token|password)", re.IGNORECASE)
 PACKAGES = ("vizoflow", "ultralytics", "openvino", "torch", "deep-sort-realtime", "supervision", "av",
@@ -126,8 +127,11 @@ def site_services(cfg: DictConfig, graph: DictConfig | None = None, deliver: boo
         graph: The graph that runs, if not ``cfg.graph`` (a replay leaves nodes out).
         deliver: Whether the evidence service delivers (a replay of the track cache does not).
     """
+    wanted = uses(cfg.graph if graph is None else graph)
     services: dict[str, Any] = {}
-    if "evidence" in uses(cfg.graph if graph is None else graph):
+    if "zones" in wanted:
+        services["zones"] = camera_zones(cfg)
+    if "evidence" in wanted:
         from vizoflow.evidence import Evidence
 
         services["evidence"] = Evidence.from_config(cfg, deliver=deliver)
@@ -135,7 +139,14 @@ def site_services(cfg: DictConfig, graph: DictConfig | None = None, deliver: boo
         yield services
     finally:
         for service in services.values():
-            service.close()
+            getattr(service, "close", lambda: None)()
+
+
+def camera_zones(cfg: DictConfig) -> Zones:
+    """One camera's zones (``zones:`` drawn on ``frame_size``): one object its nodes share
+    (``uses: [zones]``), so they are checked, scaled and logged once, not once per node."""
+    drawn = OmegaConf.to_container(cfg.frame_size, resolve=True) if cfg.frame_size is not None else None
+    return Zones(OmegaConf.to_container(cfg.zones, resolve=True), drawn_size=drawn)  # type: ignore[arg-type]
 
 
 def build_site(cfg: DictConfig, services: dict[str, Any] | None = None) -> tuple[CameraMux, list[tuple[str, Any]]]:
@@ -158,7 +169,8 @@ def build_site(cfg: DictConfig, services: dict[str, Any] | None = None) -> tuple
         built += shared_nodes.values()
         own = {}
         for name, camera in configs.items():
-            own[name] = dict(build_nodes(camera.graph, only=set(order) - shared, services=services))
+            own_services = {**(services or {}), "zones": camera_zones(camera)}  # a camera's zones are its own
+            own[name] = dict(build_nodes(camera.graph, only=set(order) - shared, services=own_services))
             built += own[name].values()
     except BaseException:
         for thing in [*built, *sources.values()]:

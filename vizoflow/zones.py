@@ -59,6 +59,17 @@ class Zones:
         self.polygons: dict[str, np.ndarray] = {n: p.astype(np.int32) for n, p in self._drawn.items()}
         self._zones: dict[str, sv.PolygonZone] = {}
 
+    @classmethod
+    def of(cls, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None,
+           drawn_size: Sequence[int] | None = None) -> Zones:
+        """``zones`` itself when it is already :class:`Zones`, else zones built from polygons.
+
+        A camera's nodes share one :class:`Zones` (graph entries with ``uses: [zones]``),
+        so the zones are validated, scaled and logged once per camera, not once per node;
+        a node built by hand may still pass plain polygons.
+        """
+        return zones if isinstance(zones, Zones) else cls(zones, drawn_size=drawn_size)
+
     def __iter__(self):
         return iter(self.polygons.items())
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.nodes.annotate import Annotator
-from vizoflow.pipeline import build_source
-from vizoflow.zones import Zones
+from vizoflow.pipeline import build_source, camera_zones
 
 
 def snapshot(cfg: DictConfig) -> Path:
@@ -24,8 +23,7 @@ def snapshot(cfg: DictConfig) -> Path:
         source.close()
     if frame is None:
         raise ConfigError("the source gave no frame to draw zones on")
-    drawn = OmegaConf.to_container(cfg.frame_size) if cfg.get("frame_size") else None
-    zones = Zones(OmegaConf.to_container(cfg.zones, resolve=True), drawn_size=drawn)  # type: ignore[arg-type]
+    zones = camera_zones(cfg)
     zones.check_inside(frame.size)
     path = out / "snapshot.png"
     if not cv2.imwrite(str(path), Annotator(zones).draw_zones(frame.image.copy())):

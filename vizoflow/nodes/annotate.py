@@ -56,17 +56,17 @@ class PreviewWriter:
 
     Args:
         path: Output ``.mp4``.
-        zones: Site zones to draw (name to polygon), optional.
+        zones: The camera's zones to draw (:class:`Zones`, or name to polygon), optional.
         fps: Nominal frame rate of the preview.
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
     needs_video = True  # draws on pixels: left out when replaying the track cache
 
-    def __init__(self, path: str, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0,
+    def __init__(self, path: str, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0,
                  frame_size: Sequence[int] | None = None) -> None:
         self._writer = H264Writer(path, fps=fps)
-        self._annotator = Annotator(Zones(zones, drawn_size=frame_size))
+        self._annotator = Annotator(Zones.of(zones, frame_size))
         self._size: tuple[int, int] | None = None
         self._video: str | None = None
         self._offset = 0.0

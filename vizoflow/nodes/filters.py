@@ -242,7 +242,7 @@ class PersonFilter:
     """Drop impossible boxes, and mark each track trusted once it is believably a person.
 
     Args:
-        zones: The site's zones, name to polygon.
+        zones: The camera's zones (:class:`Zones`, shared by its nodes, or name to polygon).
         masks: Names of zones where nothing counts (a poster, a screen, a mirror):
             boxes whose ground point lies in one are dropped.
         min_area, max_area: Box area limits as a fraction of the frame area (so the
@@ -283,7 +283,7 @@ class PersonFilter:
         ConfigError: a limit out of range or a mask that names no zone.
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, masks: Sequence[str] = (),
+    def __init__(self, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None, masks: Sequence[str] = (),
                  min_area: float = 0.0, max_area: float = 1.0, min_ratio: float = 0.0, max_ratio: float | None = None,
                  score_threshold: float = 0.0, score_window: int = 10, min_change: float = 0.0,
                  change_seconds: float = 2.0, life_seconds: float = 2.0, walk_motion: float = 0.0,
@@ -304,7 +304,7 @@ class PersonFilter:
             raise ConfigError(f"filters: need min_motion >= 0 and motion_frames >= 1, got {min_motion}, {motion_frames}")
         if life_memory is not None and life_memory < 0:
             raise ConfigError(f"filters: need life_memory >= 0 (or null), got {life_memory}")
-        self.zones = Zones(zones, drawn_size=frame_size)
+        self.zones = Zones.of(zones, frame_size)
         self.zones.require(masks, "filters.masks")
         self.masks = list(masks)
         self.min_area, self.max_area = min_area, max_area

@@ -27,7 +27,7 @@ class ZoneRoles:
     :class:`~vizoflow.nodes.filters.PersonFilter`'s job.
 
     Args:
-        zones: The site's zones, name to polygon.
+        zones: The camera's zones (:class:`Zones`, shared by its nodes, or name to polygon).
         staff_zones: Names of the zones where only staff go.
         min_seconds: Time in staff zones that makes a track staff.
         max_step: Longest gap between sightings that still counts as time in a zone.
@@ -35,10 +35,10 @@ class ZoneRoles:
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], staff_zones: Sequence[str] = (),
+    def __init__(self, zones: Zones | Mapping[str, Sequence[Sequence[float]]], staff_zones: Sequence[str] = (),
                  min_seconds: float = 5.0, max_step: float = 1.0,
                  forget_seconds: float = 300.0, frame_size: Sequence[int] | None = None) -> None:
-        self.zones = Zones(zones, drawn_size=frame_size)
+        self.zones = Zones.of(zones, frame_size)
         self.zones.require(staff_zones, "roles.staff_zones")
         self.staff_zones = list(staff_zones)
         self.min_seconds = min_seconds

@@ -277,7 +277,7 @@ class InteractionRule(_Rule):
         gap_seconds: Interruptions up to this long do not split an interaction.
         update_seconds: Periodic ``update`` events while it lasts (None: off).
         calibration: Optional floor calibration, see :class:`~vizoflow.geometry.FloorMap`.
-        zones: The site's zones (needed with ``pairs``).
+        zones: The camera's zones (:class:`Zones` or name to polygon; needed with ``pairs``).
         pairs: Staff zone to the customer zone it serves; None: anywhere within ``max_distance``.
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
         unit: Unit of ``max_distance`` without calibration: ``px`` or ``height`` (person
@@ -286,14 +286,14 @@ class InteractionRule(_Rule):
 
     def __init__(self, max_distance: float = 120.0, min_seconds: float = 3.0, gap_seconds: float = 2.0,
                  update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
-                 zones: Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None,
+                 zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None, pairs: Mapping[str, str] | None = None,
                  frame_size: Sequence[int] | None = None, unit: str = "px") -> None:
         super().__init__()
         if max_distance <= 0:
             raise ConfigError(f"interaction.max_distance must be > 0, got {max_distance}")
         self.unit = _unit(unit)
         if pairs:
-            self.zones = Zones(zones, drawn_size=frame_size)
+            self.zones = Zones.of(zones, frame_size)
             self.zones.require([*pairs.keys(), *pairs.values()], "interaction.pairs")
         self.pairs = dict(pairs or {})
         self.max_distance = max_distance
@@ -400,7 +400,7 @@ class UnattendedRule(_Rule):
     the customer was first seen alone, also before the track was trusted.
 
     Args:
-        zones: The site's zones.
+        zones: The camera's zones (:class:`Zones` or name to polygon).
         zone: Zone the customer must be in (None: anywhere in the frame).
         seconds: Waiting time before the customer counts as unattended.
         staff_distance: A staff member this close attends the customer (pixels, or metres).
@@ -411,13 +411,13 @@ class UnattendedRule(_Rule):
         unit: Unit of ``staff_distance`` without calibration: ``px`` or ``height``.
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]] | None = None, zone: str | None = None,
+    def __init__(self, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None, zone: str | None = None,
                  seconds: float = 30.0, staff_distance: float = 200.0, gap_seconds: float = 2.0,
                  update_seconds: float | None = None, calibration: Mapping[str, Sequence[Sequence[float]]] | None = None,
                  frame_size: Sequence[int] | None = None, unit: str = "px") -> None:
         super().__init__()
         self.unit = _unit(unit)
-        self.zones = Zones(zones, drawn_size=frame_size)
+        self.zones = Zones.of(zones, frame_size)
         if zone is not None:
             self.zones.require([zone], "unattended.zone")
         self.zone = zone
@@ -451,7 +451,7 @@ class QueueRule(_Rule):
     stood there; a rack in the queue zone never makes a queue nor joins its ids.
 
     Args:
-        zones: The site's zones.
+        zones: The camera's zones (:class:`Zones` or name to polygon).
         zone: The queue zone, or a list of them; None switches the rule off.
         min_people: Customers needed to call it a queue (at a till, the zone holds the
             customer being served too).
@@ -461,13 +461,13 @@ class QueueRule(_Rule):
         frame_size: ``[width, height]`` the zones were drawn on (scaled to other sizes).
     """
 
-    def __init__(self, zones: Mapping[str, Sequence[Sequence[float]]], zone: str | Sequence[str] | None = "queue",
+    def __init__(self, zones: Zones | Mapping[str, Sequence[Sequence[float]]], zone: str | Sequence[str] | None = "queue",
                  min_people: int = 3, min_seconds: float = 10.0, gap_seconds: float = 3.0,
                  update_seconds: float | None = None, frame_size: Sequence[int] | None = None) -> None:
         super().__init__()
         if min_people < 1:
             raise ConfigError(f"queue.min_people must be >= 1, got {min_people}")
-        self.zones = Zones(zones, drawn_size=frame_size)
+        self.zones = Zones.of(zones, frame_size)
         self.queues = [] if zone is None else [zone] if isinstance(zone, str) else list(zone)
         self.zones.require(self.queues, "queue.zone")
         self.min_people = min_people

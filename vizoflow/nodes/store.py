@@ -76,7 +76,7 @@ class StoreAnalytics:
 
     Args:
         output_dir: Where the tables and heat maps go.
-        zones: The site's zones (occupancy and dwell are measured in every one).
+        zones: The camera's zones, :class:`Zones` or name to polygon (occupancy and dwell are measured in every one).
         lines: Counting lines, name to ``[[x1, y1], [x2, y2]]`` (in/out: :mod:`vizoflow.analytics.footfall`).
         service_zones: Zones where customers wait or are served (service and waiting times).
         camera: Camera name in the tables.
@@ -89,13 +89,13 @@ class StoreAnalytics:
         publish_seconds: How often (clock seconds) the day's figures go to the metrics sink.
     """
 
-    def __init__(self, output_dir: str, zones: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    def __init__(self, output_dir: str, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None,
                  lines: Mapping[str, Sequence[Sequence[float]]] | None = None, service_zones: Sequence[str] = (),
                  camera: str = "cam0", timezone: str = "UTC", frame_size: Sequence[int] | None = None,
                  line_margin: float = 10.0, reid_seconds: float = 2.0, reid_px: float = 40.0,
                  dwell_gap_seconds: float = 2.0, settle_seconds: float = 15.0, heatmap_cell: int = 8,
                  publish_seconds: float = 60.0) -> None:
-        self.zones = Zones(zones, drawn_size=frame_size)
+        self.zones = Zones.of(zones, frame_size)
         self.zones.require(list(service_zones), "store.service_zones")
         self.zone_names = list(self.zones.polygons)
         self.service_zones = list(service_zones)
