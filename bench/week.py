@@ -36,14 +36,14 @@ from tests.store_week import (  # noqa: E402
     WeekSource,
     week_config,
 )
-from vizoflow.nodes.metrics import MetricsCollector  # noqa: E402
+from vizoflow.analytics.dayfile import AnalyticsFile  # noqa: E402
 
 SECTIONS = (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
             ("queue_metrics", "queue_events"))
 
 
 class DayMeter:
-    """Times ``MetricsCollector.add_event`` per local day and notes RSS and frames when a day ends.
+    """Times ``AnalyticsFile.add_event`` per local day and notes RSS and frames when a day ends.
 
     Instrumentation for this benchmark only: it wraps the class methods for the run.
     """
@@ -53,15 +53,15 @@ class DayMeter:
         self.cost: dict[str, list[float]] = defaultdict(list)
         self.ended: dict[str, tuple[float, int, float]] = {}  # day -> (RSS MB, frames so far, wall time)
         self._day: str | None = None
-        self._add, self._open = MetricsCollector.add_event, MetricsCollector.open_day
+        self._add, self._open = AnalyticsFile.add_event, AnalyticsFile.open_day
         meter = self
 
-        def add_event(collector: MetricsCollector, event) -> None:
+        def add_event(collector: AnalyticsFile, event) -> None:
             t = time.perf_counter()
             meter._add(collector, event)
             meter.cost[collector.clock.day(event.epoch + event.started_at)].append(time.perf_counter() - t)
 
-        def open_day(collector: MetricsCollector, epoch: float) -> str:
+        def open_day(collector: AnalyticsFile, epoch: float) -> str:
             day = meter._open(collector, epoch)
             if day != meter._day:
                 if meter._day is not None:
@@ -69,13 +69,13 @@ class DayMeter:
                 meter._day = day
             return day
 
-        MetricsCollector.add_event, MetricsCollector.open_day = add_event, open_day
+        AnalyticsFile.add_event, AnalyticsFile.open_day = add_event, open_day
 
     def close(self) -> None:
         """Note the last day and restore the class."""
         if self._day is not None:
             self.ended[self._day] = (rss_mb(), self.source.frames, time.perf_counter())
-        MetricsCollector.add_event, MetricsCollector.open_day = self._add, self._open
+        AnalyticsFile.add_event, AnalyticsFile.open_day = self._add, self._open
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ import time
 import pytest
 from werkzeug import Request, Response
 
-from tests.nodes.test_metrics import V11_SCHEMA
+from tests.nodes.test_analytics import V11_SCHEMA
+from vizoflow.analytics.dayfile import AnalyticsFile
 from vizoflow.events import Event
 from vizoflow.evidence.courier import Courier
 from vizoflow.evidence.delivery import (
@@ -32,7 +33,6 @@ from vizoflow.evidence.delivery import (
 )
 from vizoflow.evidence.linker import EvidenceLinker
 from vizoflow.evidence.outbox import Outbox
-from vizoflow.nodes.metrics import MetricsCollector
 
 KEY = "sekret-KEY-4242"
 TEMPLATE = "https://s3-noi.aces3.ai/vizo361/{filename}"
@@ -50,7 +50,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("VIZO_API_KEY", KEY)
     clip = tmp_path / "segment_8_20251025_113052_interaction_start.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
-    metrics = MetricsCollector(tmp_path / "analytics_metrics.json")
+    metrics = AnalyticsFile(tmp_path / "analytics_metrics.json")
     event = make_event()
     metrics.add_event(event)
     outbox = Outbox(tmp_path / "outbox.sqlite")

@@ -15,7 +15,7 @@ import yaml
 from werkzeug import Response
 
 from tests.conftest import FOOTAGE, ROOT, run_cli
-from tests.nodes.test_metrics import V11_SCHEMA
+from tests.nodes.test_analytics import V11_SCHEMA
 from vizoflow.cli import CONF_DIR
 from vizoflow.evaluate import detected_events, load_labels, score_events
 from vizoflow.mot import person_tracks

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.evidence.test_clips import FPS, clip_status, event, frames, segmenter
-from tests.nodes.test_metrics import event as metrics_event
+from tests.nodes.test_analytics import event as metrics_event
+from vizoflow.analytics.dayfile import AnalyticsFile
 from vizoflow.evidence.outbox import Outbox
-from vizoflow.nodes.metrics import MetricsCollector
 
 
 def _mount(point: Path, image: Path) -> str:
@@ -120,7 +120,7 @@ def test_outbox_on_a_full_disk_refuses_the_row_keeps_the_others_and_stays_usable
 def test_full_disk_analysis_goes_on_pending_writes_land_once_space_is_back(small_fs, tmp_path, monkeypatch, caplog):
     """The outbox and analytics_metrics.json live on the small file system; clips elsewhere."""
     clips = tmp_path / "clips"
-    metrics = MetricsCollector(small_fs / "analytics_metrics.json")
+    metrics = AnalyticsFile(small_fs / "analytics_metrics.json")
     metrics.add_event(metrics_event(start=1.0))
     seg, feed = three_queues(clips, small_fs / "outbox.sqlite", monkeypatch, frames_total=240, third_at=110)
 
@@ -199,7 +199,7 @@ def test_a_failed_commit_while_recording_a_clip_is_retried_not_fatal(tmp_path, m
 
 def test_everything_on_one_full_disk_clips_are_lost_analysis_and_earlier_records_are_not(small_fs, monkeypatch, caplog):
     """Clips, outbox and metrics on the same full file system (the default layout: ``<evidence.dir>``)."""
-    metrics = MetricsCollector(small_fs / "analytics_metrics.json")
+    metrics = AnalyticsFile(small_fs / "analytics_metrics.json")
     metrics.add_event(metrics_event(start=1.0))
     seg, feed = three_queues(small_fs, small_fs / "outbox.sqlite", monkeypatch, frames_total=200, third_at=150)
 

@@ -20,11 +20,11 @@ from werkzeug import Request, Response
 
 from tests.conftest import run_cli
 from tests.evidence.test_clips import event, frames, run, segmenter
+from vizoflow.analytics.dayfile import AnalyticsFile
 from vizoflow.evidence.courier import build_courier
 from vizoflow.evidence.linker import EvidenceLinker
 from vizoflow.evidence.outbox import FAILED, LINK_DONE, LINKED, LOCAL, REPORTED, UNKNOWN_REMOTE, UPLOADED, Outbox
 from vizoflow.evidence.retention import Retention
-from vizoflow.nodes.metrics import MetricsCollector
 
 KEY = "rerun-KEY-7311"
 TEMPLATE = "https://s3-noi.aces3.ai/vizo361/{filename}"
@@ -50,7 +50,7 @@ class Site:
         metrics_path = out / "analytics_metrics.json"
         seg = segmenter(self.segments, metrics_path=str(metrics_path), mode=mode, pre_roll=0.5, post_roll=post_roll,
                         max_seconds=max_seconds, min_free_mb=min_free_mb)
-        collector = MetricsCollector(metrics_path)
+        collector = AnalyticsFile(metrics_path)
         end = event("end", 1.0, duration)
         collector.add_event(end)  # the sink writes the entry when the event ends
         run(seg, frames(n_frames), {10: [event("start", 1.0, 0.0)], int(10 * (1.0 + duration)): [end]})

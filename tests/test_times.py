@@ -48,7 +48,7 @@ def test_run_json_and_analytics_metadata_say_where_the_dates_come_from(tmp_path,
     import logging
 
     from tests.conftest import write_video
-    from vizoflow.nodes.metrics import MetricsSink
+    from vizoflow.nodes.analytics import AnalyticsSink
     from vizoflow.nodes.sources import VideoFileSource
     from vizoflow.pipeline import run_pipeline
 
@@ -57,7 +57,7 @@ def test_run_json_and_analytics_metadata_say_where_the_dates_come_from(tmp_path,
     for given, expected in [(None, "modification time (guess)"), (1000.0, "source.start_time")]:
         out = tmp_path / f"out_{expected[:6]}"
         cfg.output_dir = str(out)
-        sink = MetricsSink(str(out / "analytics_metrics.json"), str(out / "interactions.jsonl"),
+        sink = AnalyticsSink(str(out / "analytics_metrics.json"), str(out / "interactions.jsonl"),
                            str(out / "events.parquet"))
         caplog.clear()
         with caplog.at_level(logging.WARNING):

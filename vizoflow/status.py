@@ -49,7 +49,7 @@ Values = dict[str, float]
 
 # How one site-wide number is made of several (the cameras of a site, a node's instances
 # per camera, the nodes of a graph); any key not named here is a count or a backlog and is summed.
-HIGHEST = frozenset({"disk_low", "metrics_unsaved", "evidence_busy_seconds"})  # flags (0/1) and ages
+HIGHEST = frozenset({"disk_low", "analytics_unsaved", "evidence_busy_seconds"})  # flags (0/1) and ages
 LOWEST = frozenset({"disk_free_mb"})  # free space of the one disk the cameras share; -1 is "not read yet"
 PER_CAMERA = frozenset({"seconds_since_frame", "camera_connected", "failed"})  # judged per camera only
 

@@ -10,7 +10,7 @@ import pytest
 import supervision as sv
 
 from vizoflow.frame import Frame
-from vizoflow.nodes.metrics import MetricsSink
+from vizoflow.nodes.analytics import AnalyticsSink
 from vizoflow.nodes.store import StoreAnalytics
 
 EPOCH = 1_761_390_000.0  # 2025-10-25T11:00:00Z
@@ -60,7 +60,7 @@ def test_a_crossing_made_before_trust_counts_once_trusted_with_its_time_and_a_ra
 
 def test_the_sections_land_in_the_day_file_through_the_metrics_sink(tmp_path):
     node = StoreAnalytics(str(tmp_path), zones=ZONES, lines=LINES)
-    sink = MetricsSink(str(tmp_path / "analytics_metrics.json"), str(tmp_path / "log.jsonl"),
+    sink = AnalyticsSink(str(tmp_path / "analytics_metrics.json"), str(tmp_path / "log.jsonl"),
                        str(tmp_path / "events.parquet"))
     frames = [frame(i, [(1, 100, 60 + 5 * i, True)]) for i in range(30)]
     for f in frames:

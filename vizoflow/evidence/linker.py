@@ -11,7 +11,7 @@ from vizoflow.evidence.outbox import FAILED, LINK_DONE, LINK_GONE, LINK_PENDING,
 from vizoflow.files import absolute
 
 if TYPE_CHECKING:
-    from vizoflow.nodes.metrics import MetricsCollector
+    from vizoflow.analytics.dayfile import AnalyticsFile
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class EvidenceLinker:
         collector: The collector of the running pipeline.
     """
 
-    def __init__(self, outbox: Outbox, collector: MetricsCollector) -> None:
+    def __init__(self, outbox: Outbox, collector: AnalyticsFile) -> None:
         self.outbox, self.collector = outbox, collector
         self._own = str(absolute(collector.path))
 

@@ -11,9 +11,9 @@ from vizoflow.errors import ConfigError
 
 def outbox_status(cfg: DictConfig) -> str:
     """Counts per state; with ``+retry=true`` also deliver what is pending now and link it."""
+    from vizoflow.analytics.dayfile import AnalyticsFile
     from vizoflow.evidence import Evidence
     from vizoflow.evidence.service import OUTBOX_NAME
-    from vizoflow.nodes.metrics import MetricsCollector
 
     path = Path(cfg.evidence.dir) / OUTBOX_NAME
     if not path.exists():
@@ -25,7 +25,7 @@ def outbox_status(cfg: DictConfig) -> str:
             evidence.courier.drain()
             reported = outbox.due(("reported",), now=float("inf"))
             target = next((i.event["metrics_path"] for i in reported if i.event.get("metrics_path")), None)
-            collector = (MetricsCollector(target, clock=evidence.courier.clock)
+            collector = (AnalyticsFile(target, clock=evidence.courier.clock)
                          if target and Path(target).parent.is_dir() else None)
             if collector is not None and collector.days():  # the linker finds each item's own metrics files
                 evidence.linker(collector).link()

@@ -14,9 +14,10 @@ import jsonschema
 import polars as pl
 import pytest
 
+from vizoflow.analytics.dayfile import AnalyticsFile
 from vizoflow.events import Event, VideoEvidence
 from vizoflow.frame import Frame
-from vizoflow.nodes.metrics import MetricsCollector, MetricsSink
+from vizoflow.nodes.analytics import AnalyticsSink
 
 NUMBER = {"type": "number"}
 EVIDENCE = {"type": "object",
@@ -49,7 +50,7 @@ def event(kind="interaction", phase="end", ids=(100, 200), start=52.0, duration=
 
 
 def test_metrics_file_matches_the_v1_1_structure_and_summarizes_days(tmp_path):
-    c = MetricsCollector(tmp_path / "analytics_metrics.json", site="demo")
+    c = AnalyticsFile(tmp_path / "analytics_metrics.json", site="demo")
     c.add_event(event(duration=30.0))
     c.add_event(event(ids=(100, 201), start=100.0, duration=10.0))
     c.add_event(event("unattended", ids=(7,), duration=42.0, waiting_time=42.0))
@@ -70,7 +71,7 @@ def test_metrics_file_matches_the_v1_1_structure_and_summarizes_days(tmp_path):
 
 
 def test_evidence_links_to_the_matching_entry_only(tmp_path):
-    c = MetricsCollector(tmp_path / "m.json")
+    c = AnalyticsFile(tmp_path / "m.json")
     a, b = event(ids=(100, 200)), event(ids=(100, 201), start=60.0)
     c.add_event(a)
     c.add_event(b)
@@ -86,12 +87,12 @@ def test_evidence_links_to_the_matching_entry_only(tmp_path):
 
 def test_an_existing_file_is_continued_and_a_torn_one_is_kept_aside(tmp_path):
     path = tmp_path / "m.json"
-    MetricsCollector(path).add_event(event())
-    MetricsCollector(path).add_event(event(start=99.0))
+    AnalyticsFile(path).add_event(event())
+    AnalyticsFile(path).add_event(event(start=99.0))
     assert len(json.loads(path.read_text())["interaction_metrics"]["interaction_times"]) == 2
     day_file = tmp_path / "m_2025-10-25.json"
     day_file.write_text('{"metadata": {"vers')
-    MetricsCollector(path).add_event(event(start=120.0))
+    AnalyticsFile(path).add_event(event(start=120.0))
     assert [e["start"] for e in json.loads(path.read_text())["interaction_metrics"]["interaction_times"]] == [
         "2025-10-25T11:02:00.000+00:00"]
     assert (tmp_path / "m_2025-10-25.json.unreadable").read_text() == '{"metadata": {"vers'
@@ -101,10 +102,10 @@ def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_
     path = tmp_path / "m.json"
     script = textwrap.dedent(f"""
         from vizoflow.events import Event
-        from vizoflow.nodes.metrics import MetricsCollector
+        from vizoflow.analytics.dayfile import AnalyticsFile
         import sys
         run = sys.argv[1]
-        c = MetricsCollector({str(path)!r})
+        c = AnalyticsFile({str(path)!r})
         i = 0
         while True:
             i += 1
@@ -142,7 +143,7 @@ def test_kill_during_writes_leaves_the_old_or_the_new_file_never_a_torn_one(tmp_
 
 
 def test_sink_logs_every_phase_and_records_ended_events(tmp_path):
-    sink = MetricsSink(str(tmp_path / "m.json"), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), site="s")
+    sink = AnalyticsSink(str(tmp_path / "m.json"), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), site="s")
     import numpy as np
     f = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8))
     f.events = [event(phase="start", duration=3.0), event("unattended", ids=(7,), waiting_time=31.0, duration=31.0)]
@@ -165,16 +166,16 @@ def test_sink_logs_every_phase_and_records_ended_events(tmp_path):
 def test_other_version_is_refused(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"metadata": {"version": "1.0"}}))
     with pytest.raises(ValueError, match="1.0"):
-        MetricsCollector(tmp_path / "m.json")
+        AnalyticsFile(tmp_path / "m.json")
 
 
 def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_write(tmp_path, monkeypatch, caplog):
     """Injected ENOSPC: the pipeline's calls do not raise, nothing recorded is lost, one error per streak."""
-    import vizoflow.nodes.metrics as metrics_module
+    import vizoflow.analytics.dayfile as dayfile_module
 
     path = tmp_path / "m.json"
-    real_write = metrics_module.write_json_atomic
-    sink = MetricsSink(str(path), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), link_seconds=0.0)
+    real_write = dayfile_module.write_json_atomic
+    sink = AnalyticsSink(str(path), str(tmp_path / "log.jsonl"), str(tmp_path / "events.parquet"), link_seconds=0.0)
     first = event(start=10.0)
     sink.collector.add_event(first)
     full = {"on": True}
@@ -184,7 +185,7 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
             raise OSError(28, "No space left on device")
         real_write(target, data)
 
-    monkeypatch.setattr(metrics_module, "write_json_atomic", write)
+    monkeypatch.setattr(dayfile_module, "write_json_atomic", write)
     import numpy as np
 
     frame = Frame(video="cam", index=0, timestamp=0.0, image=np.zeros((2, 2, 3), np.uint8), epoch=EPOCH)
@@ -192,7 +193,7 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
     sink.process(frame)  # does not raise: analysis goes on
     frame.events = [event(start=40.0)]
     sink.process(frame)
-    assert sink.collector.unsaved and sink.status() == {"metrics_unsaved": 1.0}
+    assert sink.collector.unsaved and sink.status() == {"analytics_unsaved": 1.0}
     assert caplog.text.count("could not write") == 1  # once per streak, not per write
     on_disk = json.loads(path.read_text())["interaction_metrics"]["interaction_times"]
     assert [e["event_id"] for e in on_disk] == [first.event_id]  # the old complete file is intact
@@ -200,7 +201,7 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
     full["on"] = False  # space is back: the next pass writes everything
     frame.events = []
     sink.process(frame)
-    assert not sink.collector.unsaved and sink.status() == {"metrics_unsaved": 0.0}
+    assert not sink.collector.unsaved and sink.status() == {"analytics_unsaved": 0.0}
     assert "written again after 5 failed write(s)" in caplog.text  # 3 events + 2 retries
     ids = [e["event_id"] for e in json.loads(path.read_text())["interaction_metrics"]["interaction_times"]]
     assert ids == [event(start=s).event_id for s in (10.0, 20.0, 30.0, 40.0)]
@@ -208,11 +209,11 @@ def test_a_failed_metrics_write_keeps_the_data_logs_once_and_lands_on_the_next_w
 
 
 def test_a_link_is_done_only_once_the_file_holding_it_is_written(tmp_path, monkeypatch):
-    import vizoflow.nodes.metrics as metrics_module
+    import vizoflow.analytics.dayfile as dayfile_module
     from vizoflow.evidence.linker import EvidenceLinker
     from vizoflow.evidence.outbox import Outbox
 
-    collector = MetricsCollector(tmp_path / "m.json")
+    collector = AnalyticsFile(tmp_path / "m.json")
     e = event()
     collector.add_event(e)
     outbox = Outbox(tmp_path / "o.sqlite")
@@ -221,15 +222,15 @@ def test_a_link_is_done_only_once_the_file_holding_it_is_written(tmp_path, monke
     item_id = outbox.add(e.event_id, 1, e.kind, str(clip), {**e.to_dict(), "metrics_path": str(collector.path)})
     outbox.uploaded(item_id, "local", "segment_1.mp4", "file:///x", "2025-10-25 11:00:00", "incident_1")
     outbox.reported(item_id, "local")
-    real_write = metrics_module.write_json_atomic
+    real_write = dayfile_module.write_json_atomic
 
     def full(*_args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(metrics_module, "write_json_atomic", full)
+    monkeypatch.setattr(dayfile_module, "write_json_atomic", full)
     linker = EvidenceLinker(outbox, collector)
     assert linker.link() == 0 and outbox.get(item_id).state == "reported"  # not linked while not on disk
-    monkeypatch.setattr(metrics_module, "write_json_atomic", real_write)
+    monkeypatch.setattr(dayfile_module, "write_json_atomic", real_write)
     assert linker.link() == 1 and outbox.get(item_id).state == "linked"
     entry = json.loads(collector.path.read_text())["interaction_metrics"]["interaction_times"][0]
     assert entry["video_evidence"]["incident_id"] == "incident_1"
@@ -254,7 +255,7 @@ def test_kolkata_an_event_across_local_midnight_is_in_its_start_days_file_with_i
 
     clock = SiteClock("Asia/Kolkata")
     path = tmp_path / "analytics_metrics.json"
-    c = MetricsCollector(path, site="store42", clock=clock)
+    c = AnalyticsFile(path, site="store42", clock=clock)
     e = local_event("2026-11-29T23:59:50+05:30", 40.0)  # ends 00:00:30 on the 30th
     c.open_day(e.epoch)
     c.open_day(e.epoch + 40.0)  # the frames went on past midnight: the new day has its file
@@ -280,7 +281,7 @@ def test_kolkata_an_event_across_local_midnight_is_in_its_start_days_file_with_i
 def test_berlin_spring_day_has_23_hours_and_an_event_across_the_change_keeps_its_clock_duration(tmp_path):
     from vizoflow.clock import SiteClock
 
-    c = MetricsCollector(tmp_path / "m.json", clock=SiteClock("Europe/Berlin"))
+    c = AnalyticsFile(tmp_path / "m.json", clock=SiteClock("Europe/Berlin"))
     c.add_event(local_event("2026-03-29T01:50:00+01:00", 1200.0))  # 20 min; the wall says 01:50 -> 03:10
     doc = json.loads((tmp_path / "m_2026-03-29.json").read_text())
     [entry] = doc["interaction_metrics"]["interaction_times"]
@@ -296,7 +297,7 @@ def test_a_single_file_of_an_older_vizoflow_is_split_into_day_files_and_kept(tmp
             {"event_id": "b", "start": "2025-10-26T01:00:00.000+00:00"})]},
            "unattended_metrics": {"unattended_events": []}, "queue_metrics": {"queue_events": []}, "daily_summary": {}}
     path.write_text(json.dumps(old))
-    MetricsCollector(path)
+    AnalyticsFile(path)
     days = {p.name: [e["event_id"] for e in json.loads(p.read_text())["interaction_metrics"]["interaction_times"]]
             for p in tmp_path.glob("analytics_metrics_*.json")}
     assert days == {"analytics_metrics_2025-10-25.json": ["a"], "analytics_metrics_2025-10-26.json": ["b"]}
