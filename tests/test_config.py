@@ -212,6 +212,8 @@ def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_pat
     ("detector.conf=high", "'detector.conf' must be a number, got 'high'"),
     ("rules.interaction.update_seconds=often", "'rules.interaction.update_seconds' must be a number, got 'often'"),
     ("+cameras.door.rules.queue.min_seconds=long", "'cameras.door.rules.queue.min_seconds' must be a number, got 'long'"),
+    ("+cameras.door.source.stride=2.5", "'cameras.door.source.stride' must be a whole number, got 2.5"),
+    ("evidence.drain_seconds=null", "'evidence.drain_seconds' must be a number, got null"),
 ])
 def test_a_value_of_the_wrong_type_is_a_one_line_error_naming_the_key(override, message):
     with pytest.raises(ConfigError) as info:

@@ -23,7 +23,8 @@ Free-form, so not checked here:
 Types are declared once, by the defaults: a setting whose default is a number must be
 a number, a whole number where the default is one, and true/false where it is a
 boolean, wherever the value comes from (a file, the command line, a camera entry).
-Settings whose default is ``null`` have their type in :data:`NULLABLE`. So
+Settings whose default is ``null`` have their type in :data:`NULLABLE`; only those
+may be set to ``null``. So
 ``rules.unattended.seconds=abc`` is an error in every mode, before any model loads,
 instead of a string that fails (or not) deep inside a node.
 """
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from vizoflow.cameras import CAMERA_KEYS
 from vizoflow.errors import ConfigError
@@ -58,6 +59,8 @@ NULLABLE: dict[str, type] = {
     "evidence.retention.max_total_gb": float, "status.port": int, "batch.ray_cpus": int,
     "source.start_time": float,
 }
+
+WHAT = {bool: "true or false", int: "a whole number", float: "a number"}
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ class KeyChecker:
                 _merge(schema, _nest(file.package, file.content))
         _merge(schema, primary.content)
         schema.update(FREE_FORM)
+        # a camera's source may be of another kind than the site's (keys unchecked); its values are typed
         schema["cameras"] = {WILDCARD: {key: None if key == "source" else schema.get(key) for key in CAMERA_KEYS}}
         return schema
 
@@ -235,7 +239,9 @@ class KeyChecker:
         Raises:
             ConfigError: one line naming the key, the expected type and the value.
         """
-        for problem in _wrong_types(cfg, self.schema):
+        types = {**self.schema, "cameras": {WILDCARD: {**self.schema["cameras"][WILDCARD],
+                                                       "source": self.schema.get("source")}}} if self.schema else {}
+        for problem in _wrong_types(cfg, types):
             raise ConfigError(problem)
 
 
@@ -261,17 +267,20 @@ def _wrong_types(cfg: DictConfig, schema: Any, prefix: str = "") -> Iterator[str
         if isinstance(value, DictConfig):
             yield from _wrong_types(value, child, path + ".")
             continue
-        kind = NULLABLE.get(path.split(".", 2)[-1] if path.startswith("cameras.") else path) or _kind(child)
-        if kind is None or value is None or isinstance(child, Mapping):
+        setting = path.split(".", 2)[-1] if path.startswith("cameras.") else path
+        kind = NULLABLE.get(setting) or _kind(child)
+        if kind is None or isinstance(child, Mapping):
+            continue
+        if value is None:
+            if setting not in NULLABLE:  # e.g. evidence.drain_seconds=null: an unbounded wait at exit
+                yield f"'{path}' must be {WHAT[kind]}, got null"
             continue
         if kind is bool and not isinstance(value, bool):
-            yield f"'{path}' must be true or false, got {value!r}"
+            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
         elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            yield f"'{path}' must be a whole number, got {value!r}"
+            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
         elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            yield f"'{path}' must be a number, got {value!r}"
-        elif kind is list and not isinstance(value, (list, tuple, ListConfig)):
-            yield f"'{path}' must be a list, got {value!r}"
+            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
 
 
 def check_config_files(hydra_cfg: DictConfig, cfg: DictConfig | None = None) -> None:

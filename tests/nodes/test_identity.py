@@ -154,3 +154,13 @@ def test_a_teleport_across_a_line_is_not_a_crossing():
 def test_bad_settings_are_config_errors(kwargs):
     with pytest.raises(ConfigError, match="identity"):
         PersonIdentity(**kwargs)
+
+
+def test_a_twin_box_never_takes_over_a_person_whose_looks_are_unknown():
+    # the first box had no appearance features (e.g. from a replay without them): no adoption
+    body, upper = (80, 200, 120, 300), (82, 205, 118, 260)
+    stream = [twin_frame(i, {1: body}, looks=False) for i in range(10)]
+    stream += [twin_frame(i, {1: body, 2: upper}, looks=False) for i in range(10, 15)]
+    stream += [twin_frame(i, {2: upper}) for i in range(15, 25)]
+    seen = persons(PersonIdentity(), stream)
+    assert seen[-1][2] != seen[0][1]

@@ -189,7 +189,8 @@ class PersonIdentity:
         for a, i in enumerate(new):
             own = self._persons.get(int(pids[i])) if pids[i] >= 0 else None
             for b, person in enumerate(lost):
-                if own is not None and (person.pid not in own.twin or person.pid in own.apart or features is None):
+                if own is not None and (person.pid not in own.twin or person.pid in own.apart or features is None
+                                        or person.feature is None):
                     continue  # a twin box takes a person over only if seen only on that body, and looking alike
                 if float(np.linalg.norm(points[i] - person.point)) > self._reach(person, float(heights[i]), t):
                     continue
@@ -200,7 +201,9 @@ class PersonIdentity:
         for a, b in zip(*np.nonzero(plausible)):
             if plausible[a].sum() == 1 and plausible[:, b].sum() == 1:  # only where nobody else could be meant
                 if pids[new[a]] >= 0:  # a twin box turns out to be the lost person: its own person ends
-                    del self._persons[int(pids[new[a]])]
+                    ended = int(pids[new[a]])
+                    del self._persons[ended]
+                    self._of_track = {tid: pid for tid, pid in self._of_track.items() if pid != ended}
                 pids[new[a]] = lost[b].pid
                 self.stitched += 1
 
