@@ -48,7 +48,8 @@ def test_disabled_entry_is_skipped_and_after_entries_naming_it_are_ignored():
     ({"a": {"node": {"_target_": COUNTER}, "after": "source"}}, "a", "must be a list"),
     ({"source": {"node": {"_target_": COUNTER}}}, "source", "reserved"),
     ({"a": {"node": {"_target_": COUNTER}, "aftr": ["b"]}}, "a", "unknown key 'aftr'"),
-    ({"a": {"node": {"_target_": COUNTER}, "inputs": ["b"]}}, "a", "unknown key 'inputs'"),
+    ({"a": {"node": {"_target_": COUNTER}, "inputs": ["b"]}}, "a", "unknown key 'inputs' (an entry has only node, "
+     "settings, uses, after, shared; did you mean 'after'?)"),
 ])
 def test_malformed_graphs_raise_graph_error_naming_the_node(entries, node, words):
     with pytest.raises(GraphError) as info:

@@ -99,7 +99,7 @@ def recorded_prefix(cfg: DictConfig) -> list[str]:
 
 
 def replay_graph(cfg: DictConfig) -> DictConfig:
-    """The graph without the nodes that need the video (detector, tracker, segmenter, evidence, preview)."""
+    """The graph without the nodes that need the video (detector, tracker, clips, preview)."""
     graph = OmegaConf.create(OmegaConf.to_container(cfg.graph, resolve=False))
     skipped = [name for name in topological_order(cfg.graph) if needs_video(cfg.graph[name]["node"])]
     for name in skipped:

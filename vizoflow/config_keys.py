@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vizoflow.cameras import CAMERA_KEYS
 from vizoflow.errors import ConfigError
+from vizoflow.graph import SAME_AS
 
 OVERRIDING_GROUPS = ("site", "experiment")  # checked even without `# @package _global_` (then it is an error)
 WILDCARD = "*"
@@ -163,7 +164,8 @@ def unknown_keys(content: Mapping[str, Any], schema: Any, prefix: str = "") -> I
 
 def _message(key: str, known: list[str], shown: str, more: int) -> str:
     parent, _, name = key.rpartition(".")
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    close = [SAME_AS[name]] if name in SAME_AS and SAME_AS[name] in known else \
+        difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     where = f"'{parent}'" if parent else "the top level"
     hint = (f"did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close
             else f"known keys at {where}: {', '.join(known) or 'none'}")
@@ -275,11 +277,8 @@ def _wrong_types(cfg: DictConfig, schema: Any, prefix: str = "") -> Iterator[str
             if setting not in NULLABLE:  # e.g. evidence.drain_seconds=null: an unbounded wait at exit
                 yield f"'{path}' must be {WHAT[kind]}, got null"
             continue
-        if kind is bool and not isinstance(value, bool):
-            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
-        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
-        elif kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        allowed = (bool,) if kind is bool else (int,) if kind is int else (int, float)
+        if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
             yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
 
 

@@ -25,7 +25,7 @@ class Frame:
         image: BGR pixels, ``(H, W, 3)`` uint8.
         detections: Boxes; ``tracker_id`` after tracking, ``data["role"]`` after roles.
         events: Events emitted on this frame by rule nodes.
-        figures: Store figures handed to the metrics sink, local day to sections of
+        figures: Store figures handed to the analytics sink, local day to sections of
             that day's analytics file (set by :class:`~vizoflow.nodes.store.StoreAnalytics`
             when they changed, now and then).
         epoch: UTC epoch seconds of clock time 0, so ``epoch + timestamp`` is the

@@ -43,6 +43,7 @@ from vizoflow.node import Node
 
 SOURCE = "source"
 ENTRY_KEYS = ("node", "settings", "uses", "after", "shared")
+SAME_AS = {"inputs": "after"}  # the key's older name: what to write instead
 
 
 def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -59,7 +60,7 @@ def _declared(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             raise GraphError(name, "'node' has no _target_ (the class to build)")
         for key in entry:
             if key not in ENTRY_KEYS:  # e.g. 'aftr' would silently run the node right after the source
-                close = difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
+                close = [SAME_AS[key]] if key in SAME_AS else difflib.get_close_matches(str(key), ENTRY_KEYS, n=1)
                 raise GraphError(name, f"unknown key '{key}' (an entry has only {', '.join(ENTRY_KEYS)}"
                                        + (f"; did you mean '{close[0]}'?)" if close else ")"))
         after = entry.get("after", [SOURCE])

@@ -28,7 +28,7 @@ class Source(Protocol):
 
 
 class PerCamera:
-    """A graph entry with one node per camera (its tracker, rules, segmenter ...).
+    """A graph entry with one node per camera (its tracker, rules, clips ...).
 
     The runtime hands each node only its own camera's frames (``frame.camera``), and a
     node that raises fails only its camera: see :meth:`Runtime._per_camera`.

@@ -64,7 +64,8 @@ def run(seg: ClipCutter, stream: list[Frame], events: dict[int, list[Event]]) ->
     last = stream[-1]
     seg.finish(Frame(video=last.video, index=last.index, timestamp=last.timestamp, image=last.image))
     seg.close()
-    if seg.recorder.outbox is not None:  # as the evidence service does after its clips
+    seg.recorder.retry(force=True, last=True)  # as the evidence service does after all its clips
+    if seg.recorder.outbox is not None:
         seg.recorder.outbox.close()
 
 

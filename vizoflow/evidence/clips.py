@@ -171,7 +171,7 @@ class ClipCutter:
             message = self._queue.get()
             try:
                 if message[0] == "stop":
-                    self.recorder.retry(force=True, last=True)
+                    self.recorder.retry(force=True)  # the final try, with its log line, is the service's
                     return
                 if message[0] == "frame":
                     self._on_frame(*message[1:])

@@ -99,11 +99,14 @@ class Courier:
         clock: The site's clock: incident ids are dated in its local time.
         retry_base: First delay before an item that failed all its attempts is tried again.
         retry_cap: Longest such delay (an API down for an hour is tried every ``retry_cap``).
+        client: The HTTP session behind ``uploader`` and ``reporter`` (closed by :meth:`close`).
     """
 
     def __init__(self, outbox: Outbox, uploader: Uploader | LocalCopy, reporter: IncidentReporter, site: str,
-                 camera: str | None, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0) -> None:
+                 camera: str | None, clock: SiteClock | None = None, retry_base: float = 5.0, retry_cap: float = 300.0,
+                 client: HttpClient | None = None) -> None:
         self.outbox, self.uploader, self.reporter, self.site, self.camera = outbox, uploader, reporter, site, camera
+        self.client = client  # the HTTP session of uploader and reporter, closed with the courier
         self.clock = clock or SiteClock()
         self.retry_base, self.retry_cap = retry_base, retry_cap
         self.busy_since: float | None = None  # monotonic start of the step under way (status: slow consumer)
@@ -120,6 +123,11 @@ class Courier:
             finally:
                 self.busy_since = None
         return moved
+
+    def close(self) -> None:
+        """Close the HTTP session (its pooled connections)."""
+        if self.client is not None:
+            self.client.close()
 
     def needs_upload(self, item: Item) -> bool:
         """Whether ``item``'s clip still has to go to this courier's upload destination."""
@@ -177,7 +185,7 @@ def build_courier(outbox: Outbox, site: str, camera: str | None, upload_url: str
     uploader = (Uploader(client, upload_url, video_url_template, timeout_base=timeout_base, timeout_per_mb=timeout_per_mb,
                          clock=clock) if upload_url else LocalCopy(clock))
     reporter = IncidentReporter(client if incident_url else None, incident_url, local_dir / "incidents.jsonl")
-    return Courier(outbox, uploader, reporter, site, camera, clock)
+    return Courier(outbox, uploader, reporter, site, camera, clock, client=client)
 
 
 class DeliveryWorker:
@@ -226,11 +234,15 @@ class DeliveryWorker:
         self._finished = True
         self._stop.set()
         self._thread.join()
-        finisher = threading.Thread(target=self.courier.drain, name="vizoflow-evidence-final", daemon=True)
+        last = threading.Event()
+        finisher = threading.Thread(target=self.courier.drain, args=(last,), name="vizoflow-evidence-final",
+                                    daemon=True)
         finisher.start()
         finisher.join(self.drain_seconds)
         if finisher.is_alive():
             log.warning("evidence still being delivered after %.0f s; the rest stays in the outbox", self.drain_seconds)
+            last.set()  # no new item; the step under way (bounded by its HTTP timeouts) is let finish and recorded
+            finisher.join()
         counts = self.courier.outbox.counts()
         pending = counts[CLIP_WRITTEN] + counts[UPLOADED]
         if pending:

@@ -250,6 +250,10 @@ class HttpClient:
         self._session.mount("https://", adapter)
         self._headers = {"X-API-Key": api_key} if api_key else {}
 
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
+
     def post(self, url: str, timeout: float, **kwargs: Any) -> requests.Response:
         """POST, retrying transient failures (``timeout`` is per attempt); return the 2xx response.
 

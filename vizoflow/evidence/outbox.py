@@ -115,9 +115,10 @@ def has_evidence(item: Item) -> bool:
 class Outbox:
     """Thread-safe SQLite store of evidence items and their delivery state.
 
-    Each thread of a process may hold its own ``Outbox`` on the same file (the
-    segmenter, the evidence worker and the metrics sink do): every change is one
-    ``BEGIN IMMEDIATE`` transaction, and read-modify-write steps read inside it.
+    One ``Outbox`` serves the threads of a process (the evidence service's clip writers,
+    delivery worker and linker; a lock around every transaction), and other processes
+    may open the same file: every change is one ``BEGIN IMMEDIATE`` transaction, and
+    read-modify-write steps read inside it.
 
     Args:
         path: The database file (created when missing, migrated when older).
@@ -198,7 +199,7 @@ class Outbox:
             metrics_path: str | None = None) -> int:
         """Record a written clip; returns its row id (existing id if already recorded, unchanged).
 
-        Low level: the segmenter uses :meth:`record`, which also settles a clash with
+        Low level: the clip recorder uses :meth:`record`, which also settles a clash with
         an earlier run's row. ``metrics_path`` defaults to ``event["metrics_path"]``.
         """
         now = time.time()

@@ -105,7 +105,12 @@ class ClipRecorder:
         self._try(f"adoption of {Path(item.segment_path).name} for {item.event_id}", step)
 
     def retry(self, force: bool = False, last: bool = False) -> None:
-        """Try the waiting recordings again, oldest first; stop at the first that still fails."""
+        """Try the waiting recordings again, oldest first; stop at the first that still fails.
+
+        ``last``: the final try (all cameras' clips finished): what still fails is logged.
+        """
+        if not self._waiting:  # the common case, every frame of every camera: no lock taken
+            return
         with self._lock:
             if not self._waiting or (not force and time.monotonic() < self._retry_at):
                 return

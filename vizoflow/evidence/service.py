@@ -28,7 +28,7 @@ class Evidence:
 
     :func:`~vizoflow.pipeline.run_pipeline` starts it beside the status server and hands it to the graph nodes
     that ask for it (``uses: [evidence]``): each camera's clip node gets its
-    :class:`ClipCutter` from :meth:`clips`, the metrics sink its :class:`EvidenceLinker`
+    :class:`ClipCutter` from :meth:`clips`, the analytics sink its :class:`EvidenceLinker`
     from :meth:`linker`. It alone opens the outbox, so the folder's free space is read
     once (not once per camera), clip numbers are unique across cameras, and closing
     happens in one order: clips finished and recorded, then the last delivery, then
@@ -53,6 +53,8 @@ class Evidence:
         poll_seconds: How often the delivery worker looks for due items.
         timeout_base, timeout_per_mb: Upload timeout, by clip size.
         camera: Camera name in incident payloads; None: each event's own camera.
+        fps, jpeg_quality, queue_size: Nominal clip frame rate, quality of the buffered
+            frames, frames waiting per camera (:class:`ClipSettings`).
     """
 
     def __init__(self, directory: str | Path, site: str = "default", upload_url: str | None = None,
@@ -61,10 +63,12 @@ class Evidence:
                  buffer_seconds: float = 45.0, attempts: int = 3, backoff: float = 1.0, drain_seconds: float = 30.0,
                  min_free_mb: float = 1024.0, retention: Mapping[str, Any] | None = None, timezone: str = "UTC",
                  deliver: bool = True, poll_seconds: float = 1.0, timeout_base: float = 10.0,
-                 timeout_per_mb: float = 5.0, camera: str | None = None) -> None:
+                 timeout_per_mb: float = 5.0, camera: str | None = None, fps: float = 25.0, jpeg_quality: int = 90,
+                 queue_size: int = 64) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.settings = ClipSettings(mode, pre_roll, post_roll, max_seconds, buffer_seconds)
+        self.settings = ClipSettings(mode, pre_roll, post_roll, max_seconds, buffer_seconds, fps, jpeg_quality,
+                                     queue_size)
         self.timezone = timezone
         retention = dict(retention or {})
         interval = float(retention.pop("interval_seconds", None) or 300.0)
@@ -82,7 +86,7 @@ class Evidence:
         self.worker = DeliveryWorker(self.courier, self.retention, interval, poll_seconds, drain_seconds) \
             if deliver else None
         self._cutters: list[ClipCutter] = []
-        self._closed = False
+        self._finished = self._closed = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig, deliver: bool = True) -> Evidence:
@@ -105,7 +109,7 @@ class Evidence:
         return cutter
 
     def linker(self, collector: Any) -> EvidenceLinker:
-        """Links delivered evidence into ``collector``'s analytics file (the metrics sink's)."""
+        """Links delivered evidence into ``collector``'s analytics file (the analytics sink's)."""
         return EvidenceLinker(self.outbox, collector)
 
     def status(self) -> dict[str, float]:
@@ -118,11 +122,15 @@ class Evidence:
     def finish_delivery(self) -> None:
         """Finish every camera's clips, then deliver what is due for up to ``drain_seconds``.
 
-        The metrics sink calls this before its last linking, so evidence delivered at
+        The analytics sink calls this before its last linking, so evidence delivered at
         the end lands in this run's file; :meth:`close` calls it too. Idempotent.
         """
+        if self._finished:
+            return
+        self._finished = True
         for cutter in self._cutters:
             cutter.close()
+        self.recorder.retry(force=True, last=True)  # every camera's clips are finished: the last try
         if self.worker is not None:
             self.worker.finish()
 
@@ -134,6 +142,7 @@ class Evidence:
         try:
             self.finish_delivery()
         finally:
+            self.courier.close()
             self.outbox.close()
 
     def __enter__(self) -> Evidence:

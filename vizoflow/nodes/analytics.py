@@ -152,13 +152,17 @@ class AnalyticsSink:
         return self.process(frame)
 
     def close(self) -> None:
-        """Link what was delivered, then flush and close everything."""
-        if self.evidence is not None and self.linker is not None:
-            self.evidence.finish_delivery()  # the clips finished and the last delivery made, so it lands here
-            self.linker.link()
-            self.linker.warn_unlinked()
-        self.logger.close()
-        self.table.close()
-        if not self.collector.save():
-            log.error("%s could not be written at close: %d failed write(s); the events of this run are in %s",
-                      self.collector.path, self.collector.failed_writes, self.logger.path)
+        """Link what was delivered, then flush and close everything (the analytics also when evidence fails)."""
+        try:
+            if self.evidence is not None and self.linker is not None:
+                self.evidence.finish_delivery()  # the clips finished and the last delivery made, so it lands here
+                self.linker.link()
+                self.linker.warn_unlinked()
+        except Exception:  # e.g. the outbox on a full disk: the events must still be written
+            log.exception("evidence could not be linked at close; it is linked on the next run")
+        finally:
+            self.logger.close()
+            self.table.close()
+            if not self.collector.save():
+                log.error("%s could not be written at close: %d failed write(s); the events of this run are in %s",
+                          self.collector.path, self.collector.failed_writes, self.logger.path)

@@ -1,6 +1,6 @@
 """StoreAnalytics: footfall, occupancy, dwell, service and heat maps from the tracks, incrementally.
 
-Sits after the rules (it reads their interaction events) and before the metrics sink,
+Sits after the rules (it reads their interaction events) and before the analytics sink,
 which writes its figures into each local day's ``analytics_metrics_YYYY-MM-DD.json``
 (``footfall_metrics``, ``occupancy_metrics``, ``dwell_metrics``, ``service_metrics``),
 handed over on ``frame.figures`` every ``publish_seconds`` (and at the end, at a switch
@@ -86,7 +86,7 @@ class StoreAnalytics:
         dwell_gap_seconds: Time outside a zone that ends a visit.
         settle_seconds: How long after a visit an interaction may still be announced.
         heatmap_cell: Heat map cell size in pixels.
-        publish_seconds: How often (clock seconds) the day's figures go to the metrics sink.
+        publish_seconds: How often (clock seconds) the day's figures go to the analytics sink.
     """
 
     def __init__(self, output_dir: str, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None,
@@ -278,7 +278,7 @@ class StoreAnalytics:
         self._heat_base = heat.grid.copy()
 
     def _publish(self, frame: Frame, t: float) -> None:
-        """Put the days let go and the changed days' sections on the frame for the metrics sink (in that
+        """Put the days let go and the changed days' sections on the frame for the analytics sink (in that
         order: a day back again has the newer figures); save their state and draw the heat map."""
         frame.figures.update(self._outgoing)
         self._outgoing.clear()
