@@ -128,7 +128,7 @@ def test_full_disk_analysis_goes_on_pending_writes_land_once_space_is_back(small
     wait_for(lambda: len(seg.recorder.outbox.all()) == 1)  # queue-a recorded before the disk fills
     filler = fill(small_fs)
     feed(50, 150)  # queue-b and queue-c end while the disk is full
-    wait_for(lambda: clip_status(seg)["clips_written"] == 3 and clip_status(seg)["segment_queue"] == 0)
+    wait_for(lambda: clip_status(seg)["clips_written"] == 3 and clip_status(seg)["clips_queued"] == 0)
     metrics.add_event(metrics_event(start=2.0))  # does not raise
     metrics.add_event(metrics_event(start=3.0))
     status = clip_status(seg)
@@ -209,7 +209,7 @@ def test_everything_on_one_full_disk_clips_are_lost_analysis_and_earlier_records
     size = first_clip.stat().st_size
     filler = fill(small_fs)
     feed(50, 120)  # queue-b: its clip cannot be written
-    wait_for(lambda: clip_status(seg)["segment_queue"] == 0)
+    wait_for(lambda: clip_status(seg)["clips_queued"] == 0)
     metrics.add_event(metrics_event(start=2.0))
     status = clip_status(seg)
     assert status["clips_skipped"] + status["clips_unrecorded"] >= 1 and metrics.unsaved

@@ -132,7 +132,7 @@ def test_rerun_links_the_earlier_clip_and_writes_no_new_one(site, caplog, post_r
     assert item.state == LINKED and item.reported_to == (LOCAL,)
     assert item.links == {str(first["metrics"]): LINK_DONE, str(second["metrics"]): LINK_DONE}
     assert f"event {EID} was already recorded as {clip}; linking its earlier evidence into this run" in caplog.text
-    assert "segment written" not in caplog.text  # decided before writing: not written, then thrown away
+    assert "clip written" not in caplog.text  # decided before writing: not written, then thrown away
 
 
 def test_rerun_with_the_disk_low_still_links_the_earlier_clip(site, caplog):

@@ -163,7 +163,7 @@ class ClipCutter:
     def status(self) -> dict[str, float]:
         """This camera's clip numbers for the live status line."""
         return {"clips_open": len(self._clips), "clips_written": len(self.written), "clips_skipped": self.skipped,
-                "segment_queue": self._queue.qsize()}
+                "clips_queued": self._queue.qsize()}
 
     # -- worker side -------------------------------------------------------------------
     def _work(self) -> None:
@@ -276,7 +276,7 @@ class ClipCutter:
         if path is None:
             return
         self.written.append(path)
-        log.info("segment written: %s (%d frames, %.1f s from clock %.2f, %s)", path.name, clip.frames,
+        log.info("clip written: %s (%d frames, %.1f s from clock %.2f, %s)", path.name, clip.frames,
                  clip.last_t - clip.first_t, clip.first_t, clip.event.event_id if clip.event else "time")
         events = [clip.event] if clip.event is not None else clip.events
         self.recorder.record(path, [self._row(path, clip, event) for event in events], self.log)
