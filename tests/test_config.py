@@ -214,6 +214,8 @@ def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_pat
     ("+cameras.door.rules.queue.min_seconds=long", "'cameras.door.rules.queue.min_seconds' must be a number, got 'long'"),
     ("+cameras.door.source.stride=2.5", "'cameras.door.source.stride' must be a whole number, got 2.5"),
     ("evidence.drain_seconds=null", "'evidence.drain_seconds' must be a number, got null"),
+    ("status.port='9108'", "'status.port' must be a whole number, got '9108' (text; a number from an environment "
+     "variable needs ${oc.decode:${oc.env:NAME}})"),
 ])
 def test_a_value_of_the_wrong_type_is_a_one_line_error_naming_the_key(override, message):
     with pytest.raises(ConfigError) as info:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from vizoflow.cameras import CAMERA_KEYS
@@ -256,6 +257,14 @@ def _kind(default: Any) -> type | None:
     return None
 
 
+def _parses(text: str) -> bool:
+    """Whether YAML would read ``text`` as a number or a boolean."""
+    try:
+        return isinstance(yaml.safe_load(text), (int, float, bool))
+    except yaml.YAMLError:
+        return False
+
+
 def _wrong_types(cfg: DictConfig, schema: Any, prefix: str = "") -> Iterator[str]:
     if not isinstance(schema, Mapping):
         return
@@ -279,7 +288,10 @@ def _wrong_types(cfg: DictConfig, schema: Any, prefix: str = "") -> Iterator[str
             continue
         allowed = (bool,) if kind is bool else (int,) if kind is int else (int, float)
         if not isinstance(value, allowed) or (kind is not bool and isinstance(value, bool)):
-            yield f"'{path}' must be {WHAT[kind]}, got {value!r}"
+            hint = ""
+            if isinstance(value, str) and _parses(value):  # e.g. ${oc.env:PORT,9108}: environment values are text
+                hint = " (text; a number from an environment variable needs ${oc.decode:${oc.env:NAME}})"
+            yield f"'{path}' must be {WHAT[kind]}, got {value!r}{hint}"
 
 
 def check_config_files(hydra_cfg: DictConfig, cfg: DictConfig | None = None) -> None:
