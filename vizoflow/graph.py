@@ -9,21 +9,23 @@ The graph is a named dict in YAML::
 Nodes run in the order they are declared, except that a node runs after every entry
 its ``after`` names (``source`` is the frame source). ``after`` is an order, not a
 wiring: every node gets the one :class:`~vizoflow.frame.Frame` as the node before it
-in the run left it (``people`` replaces the boxes with the trusted ones, the rules add
-events), so a node that must see something runs after the node that makes it. An entry's
-``settings`` (usually a whole section of the config, ``settings: ${identity}``) are
-passed to its node as keyword arguments, under the node's own keys, so a setting is
-written once in its section and not repeated in the graph. An entry's ``uses`` names
-the services of the run its node is handed (``uses: [evidence]``: the site's
-:class:`~vizoflow.evidence.Evidence`, started by :func:`~vizoflow.pipeline.run_pipeline`), as a keyword argument of
-that name. With
-several cameras (``cameras:``) every camera gets its own node of each entry, except
+in the run left it (``people`` drops impossible boxes and marks the trusted ones, the
+rules add events), so a node that must see something runs after the node that makes it.
+
+An entry's ``settings`` (usually a whole section of the config, ``settings: ${identity}``)
+are passed to its node as keyword arguments, under the node's own keys, so a setting is
+written once in its section and not repeated in the graph. An entry's ``uses`` names the
+services of the run its node is handed as keyword arguments of those names
+(``uses: [evidence]``: the site's :class:`~vizoflow.evidence.Evidence`; ``uses: [zones]``:
+the camera's zones), started by :func:`~vizoflow.pipeline.run_pipeline`.
+
+With several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and
-metrics file): one node sees the frames of every camera. An entry
-set to ``null`` is disabled (``graph.preview=null`` on the command line), and ``after``
-entries naming it are ignored, so disabling a node never breaks the nodes after it. Validation
-happens before anything is instantiated, so a typo fails in milliseconds, not after
-the detector loaded.
+analytics file): one node sees the frames of every camera. An entry set to ``null`` is
+disabled (``graph.preview=null`` on the command line), and ``after`` entries naming it
+are ignored, so disabling a node never breaks the nodes after it. Validation happens
+before anything is instantiated, so a typo fails in milliseconds, not after the
+detector loaded.
 """
 
 from __future__ import annotations

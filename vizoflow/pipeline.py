@@ -3,8 +3,8 @@
 :func:`run_pipeline` builds the source and the node graph from the composed config
 (``vizoflow/conf/config.yaml`` with a site on top), runs them with the :class:`~vizoflow.runtime.Runtime`
 (frames flow source -> detect -> track -> appearance -> identity -> people -> roles ->
-rules -> store -> clips -> metrics, in the graph's order; clips and metrics hand their
-part to the site's evidence service), and writes ``run.json``. Every mode that runs
+rules -> store -> clips -> analytics, in the graph's order; clips and analytics hand
+their part to the site's evidence service), and writes ``run.json``. Every mode that runs
 frames goes through it: ``mode=run`` (files or a live camera), ``mode=batch`` (one call per
 video, or a replay of the track cache), tests and benchmarks.
 
