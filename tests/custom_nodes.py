@@ -29,7 +29,10 @@ class InterruptAfter:
 
     A user's Ctrl-C during a run, made deterministic: the real signal handler of the
     CLI receives it, so a test follows exactly the path an interrupted run takes.
+    It counts every frame, also those the detector skips.
     """
+
+    every_frame = True
 
     def __init__(self, frames: int) -> None:
         self.frames = frames

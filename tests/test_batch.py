@@ -180,9 +180,12 @@ def test_a_ray_worker_runs_the_detector_and_fills_a_fresh_cache(caviar_batch, tm
     assert run["nodes"]["detect"]["ms_per_frame"] > 1 and run["nodes"]["track"]["ms_per_frame"] > 0  # really ran
     assert len(list((tmp_path / "cache").glob("*.parquet"))) == 1  # the worker filled the fresh cache
     tracks = pl.read_parquet(tmp_path / "out" / "tracks.parquet")
-    assert tracks["frame"].min() <= 3 and tracks["frame"].max() == 70  # tracks confirm after a few frames
+    assert tracks["frame"].min() <= 15 and tracks["frame"].max() >= 65  # confirmed after 3 looks at 5 a second
     gt = np.loadtxt(FOOTAGE / "tud-campus" / "gt.txt", delimiter=",")
-    assert recall_at_iou(tracks.drop("video"), gt) >= 0.75  # the people are found (measured 0.82 locally)
+    looked = gt[np.isin(gt[:, 0] - 1, tracks["frame"].unique().to_numpy())]  # gt is 1-based; frames the detector saw
+    # The people are found: measured 0.65. Tracks are confirmed on their 3rd look, 0.4 s of this 2.8 s clip
+    # at 5 looks a second (0.82 with every frame detected, tests/test_end_to_end.py).
+    assert recall_at_iou(tracks.drop("video"), looked) >= 0.55
     local = pl.read_parquet(root / "first" / "tracks.parquet").filter(pl.col("video") == "tud-campus")
     assert abs(tracks.height - local.height) <= 0.1 * local.height  # what a local run finds, give or take
 

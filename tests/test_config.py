@@ -74,7 +74,7 @@ def check_site_graph(cfg, declared, several, source, nodes) -> None:
     """Each node is what its graph entry names, per camera unless shared; zones as declared. Closes all."""
     try:
         assert [name for name, _ in nodes] == topological_order(cfg.graph)
-        assert [name for name, _ in nodes][:2] == ["detect", "track"]
+        assert [name for name, _ in nodes][:3] == ["gate", "detect", "track"]
         for name, node in nodes:  # each node is what the site's graph entry names, per camera unless shared
             per_camera = node.instances.values() if isinstance(node, PerCamera) else [node]
             assert isinstance(node, PerCamera) == (several and not cfg.graph[name].get("shared", False)), name
@@ -179,7 +179,7 @@ def test_a_site_adds_zones_and_graph_nodes_and_replaces_free_values(tmp_path):
         """)
     cfg = compose_checked("+site=mine", config_dir=tmp_path)
     assert cfg.rules.unattended.seconds == 12 and cfg.source.stall_seconds == 3
-    assert topological_order(cfg.graph)[:3] == ["detect", "track", "appearance"] and "count" in topological_order(cfg.graph)
+    assert topological_order(cfg.graph)[:4] == ["gate", "detect", "track", "appearance"] and "count" in topological_order(cfg.graph)
 
 
 def test_a_site_file_without_the_global_package_line_is_an_error(tmp_path):

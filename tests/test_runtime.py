@@ -181,3 +181,33 @@ def test_a_per_camera_entry_reports_its_instances_numbers_as_one():
     node.instances["b"].values = OSError("statvfs failed")
     with pytest.raises(OSError):  # the board names the entry as failed; its numbers are not partly summed
         node.status()
+
+
+class Skipper:
+    """A gate: every third frame is analysed."""
+
+    every_frame = True
+
+    def process(self, frame):
+        frame.analysed = frame.index % 3 == 0
+        return frame
+
+
+class Seen:
+    def __init__(self, every_frame=False):
+        self.every_frame = every_frame
+        self.seen = []
+
+    def process(self, frame):
+        self.seen.append(frame.index)
+        return frame
+
+
+def test_skipped_frames_reach_only_nodes_that_need_every_frame():
+    rules, clips = Seen(), Seen(every_frame=True)
+    out = []
+    Runtime(ListSource(frames(10)), [("gate", Skipper()), ("rules", rules), ("clips", clips)], batch_size=4,
+            progress=False, on_batch=lambda b: out.extend(f.index for f in b)).run()
+    assert rules.seen == [0, 3, 6, 9]
+    assert clips.seen == list(range(10))  # in order, skipped frames included
+    assert out == list(range(10))

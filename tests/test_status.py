@@ -131,11 +131,11 @@ def test_two_cameras_on_one_low_disk_report_its_free_space_once():
 
 
 def test_status_line_shows_rates_over_the_interval_and_shouts_problems():
-    before = {"frames_received": 100, "frames_processed": 90, "frames_dropped": 5, "reconnects": 1}
-    now = {"frames_received": 200, "frames_processed": 180, "frames_dropped": 15, "reconnects": 1,
+    before = {"frames_received": 100, "frames_processed": 90, "frames_detected": 20, "frames_dropped": 5, "reconnects": 1}
+    now = {"frames_received": 200, "frames_processed": 180, "frames_detected": 40, "frames_dropped": 15, "reconnects": 1,
            "active_tracks": 4, "open_events": 1, "evidence_pending": 2}
     line = status_line(now, before, 10.0, ["camera stalled: no frame for 12 s"])
-    assert line == ("status: in 10.0 fps, processed 9.0 fps, dropped 15, tracks 4, open events 1, outbox pending 2, "
+    assert line == ("status: in 10.0 fps, processed 9.0 fps, detected 2.0 fps, dropped 15, tracks 4, open events 1, outbox pending 2, "
                     "reconnects 1 | CAMERA STALLED: NO FRAME FOR 12 S")
 
 
@@ -255,3 +255,12 @@ def test_a_failing_source_status_neither_stops_the_frame_loop_nor_breaks_health(
         assert code == 200 and json.loads(body)["problems"] == [
             "degraded: node 'source' status failed: RuntimeError: camera stats gone"]
         assert get(f"http://127.0.0.1:{reporter.port}/metrics")[0] == 200
+
+
+def test_frames_the_detector_skipped_are_processed_but_not_detected():
+    board = StatusBoard(None, [], refresh=0)
+    looked, skipped = frame(2), frame(0)
+    skipped.analysed = False  # no boxes: it says nothing of how many people are there
+    board.on_batch([looked, skipped])
+    snap = board.snapshot()
+    assert (snap["frames_processed"], snap["frames_detected"], snap["active_tracks"]) == (2, 1, 2)

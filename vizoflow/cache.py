@@ -30,7 +30,8 @@ from vizoflow.video import probe
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when the stored layout or the meaning of a column changes
+CACHE_VERSION = 3  # bump when the stored layout or the meaning of a column changes
+ANALYSED = "analysed"  # column: whether the detector looked at the frame (vizoflow.nodes.gate)
 IGNORED_KEYS = {"cache_dir", "device"}  # detector/tracker settings that do not change results
 
 
@@ -139,7 +140,9 @@ class TrackRecorder:
     """Node after the tracker: collects every frame's tracked boxes, stores them in the cache at the end.
 
     A frame without tracks is kept as a row with null ``track_id``, because rules
-    need every frame's time (a gap is not the same as nobody there). An entry holds a
+    need every frame's time (a gap is not the same as nobody there); a frame the detect
+    gate skipped is such a row too, marked not analysed, so a replay skips it as the
+    live run did. An entry holds a
     whole video or nothing: it is stored only when the runtime reports the end of the
     stream (``end_of_stream()``, never after a stop or an error) and every frame the
     container announces was recorded.
@@ -151,18 +154,21 @@ class TrackRecorder:
         frames: Frames a whole run yields (:func:`video_frames`); None when unknown.
     """
 
+    every_frame = True  # a whole video is every frame of it
+
     def __init__(self, cache: TrackCache, key: str, meta: dict[str, Any], frames: int | None = None) -> None:
         self.cache, self.key, self.meta = cache, key, dict(meta)
         self.frames = frames
         self._cols: dict[str, list] = {c: [] for c in ("frame", "timestamp", "track_id", "x1", "y1", "x2", "y2",
-                                                        "confidence", EMBEDDING, CHANGE)}
+                                                        "confidence", EMBEDDING, CHANGE, ANALYSED)}
         self._complete = False
         self._last: Frame | None = None
 
     def process(self, frame: Frame) -> Frame:
-        """Record this frame's tracks."""
+        """Record this frame's tracks, or one row for a frame without (none, or skipped by the gate)."""
+        self._last = frame
         det = frame.detections
-        if len(det):  # missing confidence replays as 1.0, what the rules assume for it
+        if len(det) and frame.analysed:  # missing confidence replays as 1.0, what the rules assume for it
             rows = track_columns(frame, missing_confidence=1.0)
             features = det.data.get(EMBEDDING)
             rows[EMBEDDING] = [f.tolist() for f in features] if features is not None else [None] * len(det)
@@ -170,9 +176,9 @@ class TrackRecorder:
             rows[CHANGE] = [None if np.isnan(c) else float(c) for c in change] if change is not None else [None] * len(det)
         else:
             rows = {name: [None] for name in self._cols} | {"frame": [frame.index], "timestamp": [frame.timestamp]}
+        rows[ANALYSED] = [frame.analysed] * len(rows["frame"])
         for name, values in rows.items():
             self._cols[name] += values
-        self._last = frame
         return frame
 
     def end_of_stream(self) -> None:
@@ -197,7 +203,8 @@ class TrackRecorder:
         table = pl.DataFrame(self._cols, schema={"frame": pl.Int64, "timestamp": pl.Float64, "track_id": pl.Int64,
                                                  "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32,
                                                  "y2": pl.Float32, "confidence": pl.Float32,
-                                                 EMBEDDING: pl.List(pl.Float32), CHANGE: pl.Float32})
+                                                 EMBEDDING: pl.List(pl.Float32), CHANGE: pl.Float32,
+                                                 ANALYSED: pl.Boolean})
         width, height = self._last.size
         self.cache.put(self.key, table, {**self.meta, "name": self._last.video, "width": width, "height": height,
                                          "epoch": self._last.epoch, "frames": recorded})
@@ -226,6 +233,7 @@ class CachedSource:
         conf = table["confidence"].fill_null(0.0).to_numpy().astype(np.float32)
         features = table[EMBEDDING] if EMBEDDING in table.columns and table[EMBEDDING].null_count() < len(table) else None
         change = table[CHANGE].fill_null(float("nan")).to_numpy().astype(np.float32) if CHANGE in table.columns else None
+        analysed = table[ANALYSED].to_numpy()
         starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
         for start, end in zip(starts, np.r_[starts[1:], len(frames)]):
             keep = slice(start, end) if ids[start] >= 0 else slice(start, start)  # a null row: no tracks
@@ -236,7 +244,7 @@ class CachedSource:
             if change is not None:  # how much each box's pixels changed, for the person filter
                 det.data[CHANGE] = change[keep]
             yield Frame(video=meta["name"], index=int(frames[start]), timestamp=float(times[start]), image=blank,
-                        detections=det, epoch=float(meta["epoch"]))
+                        detections=det, epoch=float(meta["epoch"]), analysed=bool(analysed[start]))
 
     def close(self) -> None:
         """Nothing to release."""

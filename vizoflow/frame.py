@@ -32,6 +32,9 @@ class Frame:
             real time (live: the wall clock read once when the source started).
         camera: Camera of a site with several (``cameras:``); empty for a one-camera run,
             whose nodes all belong to that one camera.
+        analysed: Whether the detector looks at this frame (:class:`~vizoflow.nodes.gate.DetectGate`).
+            A frame it skips goes only to the nodes that need every frame (clips,
+            preview); the detector, the tracker and the rules never see it.
     """
 
     video: str
@@ -43,6 +46,7 @@ class Frame:
     epoch: float = 0.0
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     camera: str = ""
+    analysed: bool = True
 
     @property
     def size(self) -> tuple[int, int]:

@@ -61,6 +61,25 @@ def _call(node: Any, frames: list[Frame]) -> list[Frame]:
     return [node.process(frame) for frame in frames]
 
 
+def _every_frame(node: Any) -> bool:
+    """Whether a node sees frames the detector skips (``every_frame``: the gate, clips, preview)."""
+    own = next(iter(node.instances.values()), None) if isinstance(node, PerCamera) else node
+    return bool(getattr(own, "every_frame", False))
+
+
+def _merge(batch: list[Frame], out: list[Frame], failed: set[str]) -> list[Frame]:
+    """``batch`` in its order, analysed frames as a node returned them and skipped ones as they were.
+
+    A frame the node dropped (its camera failed) stays dropped, and so do skipped
+    frames of a failed camera.
+    """
+    if all(frame.analysed for frame in batch):
+        return out
+    returned = {id(frame) for frame in out}
+    return [frame for frame in batch
+            if id(frame) in returned or (not frame.analysed and frame.camera not in failed)]
+
+
 def _nodes_of(node: Any, camera: str | None = None) -> list[Any]:
     """The node itself, or the instances of a :class:`PerCamera` (only ``camera``'s when given)."""
     if not isinstance(node, PerCamera):
@@ -123,6 +142,9 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 class Runtime:
     """Runs a source through an ordered list of named nodes.
 
+    Frames the detect gate skipped (``frame.analysed`` false) go only to nodes with
+    ``every_frame`` (the gate itself, clips, the preview); the others get the analysed
+    frames of a batch, and the batch keeps its order.
     Nodes that define ``process_batch(frames) -> frames`` receive ``batch_size``
     consecutive frames at once (the detector uses it); others get them one by one,
     in order. A source with ``rounds()`` (several cameras, :class:`~vizoflow.mux.CameraMux`)
@@ -235,15 +257,18 @@ class Runtime:
             if not batch:
                 break
             t0 = clock()
+            every = _every_frame(node)
+            given = batch if every else [frame for frame in batch if frame.analysed]
             if isinstance(node, PerCamera):
-                batch = self._per_camera(name, node, batch)
+                out = self._per_camera(name, node, given) if given else []
             else:
                 try:
-                    batch = _call(node, batch)
+                    out = _call(node, given) if given else []
                 except VizoflowError:
                     raise
                 except Exception as exc:
-                    raise NodeError(name, batch[0].index, exc) from exc
+                    raise NodeError(name, given[0].index, exc) from exc
+            batch = out if every else _merge(batch, out, self._failed)
             seconds[name] += clock() - t0
         for frame in batch:
             self._last[frame.camera] = frame

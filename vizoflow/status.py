@@ -126,6 +126,8 @@ class StatusBoard:
         self._camera: deque[tuple[float, float, float]] = deque()  # (time, received, dropped), last `window` s
         self._failed: dict[str, str] = {}  # node name -> error of its status(), while it keeps failing
         self._processed: dict[str, int] = {}  # camera -> frames processed (several cameras)
+        self._detected: dict[str, int] = {}  # camera -> frames the detector looked at (several cameras)
+        self._analysed = 0
 
     def on_batch(self, batch: list[Frame]) -> None:
         """Called by the frame loop after each batch."""
@@ -134,10 +136,15 @@ class StatusBoard:
         camera = self._source_numbers() if values is not None else None
         with self._lock:
             self._frames += len(batch)
-            self._tracks = len(batch[-1].detections)
+            analysed = [frame for frame in batch if frame.analysed]
+            self._analysed += len(analysed)
+            if analysed:  # a frame the detector skipped has no boxes: it says nothing of the people there
+                self._tracks = len(analysed[-1].detections)
             for frame in batch:
                 if frame.camera:
                     self._processed[frame.camera] = self._processed.get(frame.camera, 0) + 1
+                    if frame.analysed:
+                        self._detected[frame.camera] = self._detected.get(frame.camera, 0) + 1
             self._last_processed = now
             if values is not None:
                 self._node_values, self._refreshed = values, now
@@ -175,13 +182,15 @@ class StatusBoard:
             log.info("status of node '%s' works again", name)
 
     def cameras(self) -> dict[str, dict[str, Any]]:
-        """Per camera of a several-camera source: its numbers, ``frames_processed``, ``state`` and ``error``."""
+        """Per camera of a several-camera source: its numbers, ``frames_processed`` and ``frames_detected``
+        (those the detector looked at), ``state`` and ``error``."""
         cameras_status = getattr(self.source, "cameras_status", None)
         if not callable(cameras_status):
             return {}
         with self._lock:
-            processed = dict(self._processed)
-        return {name: {**values, "frames_processed": float(processed.get(name, 0))}
+            processed, detected = dict(self._processed), dict(self._detected)
+        return {name: {**values, "frames_processed": float(processed.get(name, 0)),
+                       "frames_detected": float(detected.get(name, 0))}
                 for name, values in cameras_status().items()}
 
     def status_failures(self) -> dict[str, str]:
@@ -213,7 +222,7 @@ class StatusBoard:
         now = self.clock()
         with self._lock:
             values = dict(self._node_values)
-            values.update(frames_processed=self._frames, active_tracks=self._tracks,
+            values.update(frames_processed=self._frames, frames_detected=self._analysed, active_tracks=self._tracks,
                           seconds_since_processed=now - (self._last_processed or self.started),
                           uptime_seconds=now - self.started)
         values.update(self._source_numbers())
@@ -261,12 +270,13 @@ def _rate(now: dict[str, Any], before: dict[str, Any] | None, seconds: float, ke
 
 
 def camera_parts(now: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]] | None, seconds: float) -> str:
-    """``name: in x fps, processed y fps, dropped n, reconnects k[, state]`` per camera."""
+    """``name: in x fps, processed y fps, detected z fps, dropped n, reconnects k[, state]`` per camera."""
     parts = []
     for name, row in now.items():
         old = (before or {}).get(name)
         part = (f"{name}: in {_rate(row, old, seconds, 'frames_received'):.1f} fps, "
                 f"processed {_rate(row, old, seconds, 'frames_processed'):.1f} fps, "
+                f"detected {_rate(row, old, seconds, 'frames_detected'):.1f} fps, "
                 f"dropped {row.get('frames_dropped', 0):.0f}, reconnects {row.get('reconnects', 0):.0f}")
         parts.append(part + (f", {row['state'].upper()}" if row.get("state") not in (None, "streaming") else ""))
     return "; ".join(parts)
@@ -280,6 +290,7 @@ def status_line(now: Values, before: Values | None, seconds: float, problems: li
 
     parts = [f"in {rate('frames_received'):.1f} fps" if "frames_received" in now else None,
              f"processed {rate('frames_processed'):.1f} fps",
+             f"detected {rate('frames_detected'):.1f} fps",
              f"dropped {now.get('frames_dropped', 0):.0f}" if "frames_dropped" in now else None,
              f"tracks {now.get('active_tracks', 0):.0f}",
              f"open events {now.get('open_events', 0):.0f}",

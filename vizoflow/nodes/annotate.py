@@ -32,10 +32,10 @@ class Annotator:
                          text_scale=0.45, text_padding=3, background_color=color)
         return image
 
-    def draw(self, frame: Frame) -> np.ndarray:
-        """Annotated copy of the frame's image."""
+    def draw(self, frame: Frame, detections: sv.Detections | None = None) -> np.ndarray:
+        """Annotated copy of the frame's image, with its own boxes or the ``detections`` given."""
         image = self.draw_zones(frame.image.copy())
-        det = frame.detections
+        det = frame.detections if detections is None else detections
         if len(det) == 0:
             return image
         if det.tracker_id is None:  # no tracker in the graph: plain boxes, one colour
@@ -52,7 +52,8 @@ class PreviewWriter:
     """Write an annotated H.264 preview of the whole run.
 
     Videos of a folder run follow each other in one file, on one continuous clock,
-    scaled to the first video's size.
+    scaled to the first video's size. Every frame is written; one the detector skipped
+    shows the boxes of the last analysed frame.
 
     Args:
         path: Output ``.mp4``.
@@ -62,6 +63,7 @@ class PreviewWriter:
     """
 
     needs_video = True  # draws on pixels: left out when replaying the track cache
+    every_frame = True  # the preview plays at the camera's rate
 
     def __init__(self, path: str, zones: Zones | Mapping[str, Sequence[Sequence[float]]] | None = None, fps: float = 25.0,
                  frame_size: Sequence[int] | None = None) -> None:
@@ -71,6 +73,7 @@ class PreviewWriter:
         self._video: str | None = None
         self._offset = 0.0
         self._last = 0.0
+        self._shown = sv.Detections.empty()  # boxes of the last analysed frame
 
     def process(self, frame: Frame) -> Frame:
         """Draw and encode this frame."""
@@ -79,7 +82,10 @@ class PreviewWriter:
             if self._video is not None:
                 self._offset = self._last + 1.0 / 25
             self._video = frame.video
-        image = self._annotator.draw(frame)
+            self._shown = sv.Detections.empty()
+        if frame.analysed:
+            self._shown = frame.detections
+        image = self._annotator.draw(frame, self._shown)
         self._size = self._size or frame.size
         if frame.size != self._size:
             image = cv2.resize(image, self._size)

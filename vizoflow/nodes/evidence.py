@@ -18,6 +18,7 @@ class EvidenceClips:
     """
 
     needs_video = True  # cuts clips from pixels: left out when replaying the track cache
+    every_frame = True  # clips keep the camera's frame rate, also where the detector skips frames
 
     def __init__(self, evidence: Evidence, metrics_path: str | None = None) -> None:
         self.cutter = evidence.clips(metrics_path)
