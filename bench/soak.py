@@ -1,41 +1,54 @@
-"""Soak test: the live command on a looping RTSP camera for minutes or hours, unattended.
+"""Soak test: the live command on N looping RTSP cameras in one process for an hour or more, unattended.
 
-Serves a shared clip (default intel-one-by-one, 768x432) over RTSP at 10 fps with
-Debian's GStreamer RTSP server on 127.0.0.1, runs ``python -m vizoflow +site=store42 ~cameras.checkout`` (its entrance camera)
-against it with the status endpoint on, samples ``/metrics``, ``/health``, the
-process's RSS and the disk used by its outputs every ``--every`` seconds (all samples
-go to ``soak.csv``), prints a summary line every ``--report-minutes``, then stops it
-with SIGTERM and prints a verdict.
+Serves N loopback RTSP cameras at 10 fps (``--fps``) with the stream mix of ``bench/cameras.py``
+(alternately a shop stream, intel-one-by-one 768x432, and a busy checkout stream,
+ucf-checkout 320x240: ``--cameras 4`` is two of each; ``--clip`` serves one clip on
+all), runs vizoflow on them as one store42 site with ``cameras:`` (one process, one
+shared detector), samples ``/metrics``, ``/health``, the process's RSS and the disk
+used by its outputs every ``--every`` seconds (all samples go to ``soak.csv``), prints
+a summary line every ``--report-minutes``, then stops it with SIGTERM and prints a
+verdict, the processed share per camera and the RSS growth per hour: a linear fit over
+the samples after the first ``--settle-minutes`` (15; a quarter of the run if that is
+shorter), when models, caches and the trackers' galleries have filled.
 
 Verdict (each a target; FAIL names the ones missed):
   * exit code 0 after SIGTERM;
-  * processed >= 0.95 x input frames over the run (after the warm-up);
+  * every camera processed >= 0.95 x its input frames over the run (after the warm-up);
   * memory bounded: RSS grows by under 50 MB from the end of the first quarter to the end;
   * evidence keeps up: nothing failed, at most 3 clips pending at the end;
   * healthy at the end (``/health`` 200).
 
-A day-long run, started unattended and kept with its outputs (daily files, clips)::
+The four-camera hour, and a day-long run started unattended and kept with its outputs::
 
+    python bench/soak.py --cameras 4
     nohup .venv/bin/python bench/soak.py --minutes 1440 --out soak-day > soak-day.log 2>&1 &
+
+``--tracemalloc`` runs vizoflow under ``python -X tracemalloc=10`` through a small
+wrapper (:data:`HOOK`, passed with ``-c``; vizoflow itself is not changed) that dumps a
+tracemalloc snapshot whenever it gets SIGUSR1. The soak sends it at the settle mark and
+before stopping, and prints the 15 allocation sites that grew most in between. Tracing
+every allocation costs CPU (a camera that holds without it may not with it) and memory
+of its own, and taking a snapshot holds a copy of every trace for a while (RSS steps up
+at the first snapshot): RSS figures of such a run are not comparable with one without it.
 
 ``--timezone`` sets the site's zone, e.g. one whose midnight falls inside the run to see
 the daily metrics files roll over (``Pacific/Kiritimati`` is UTC+14).
 
-    python bench/soak.py [--minutes 10] [--clip intel-one-by-one] [--out DIR] [--timezone UTC]
+    python bench/soak.py [--cameras 1] [--minutes 60] [--clip CLIP] [--fps 10] [--out DIR] [--timezone UTC]
+                         [--tracemalloc [FRAMES]] [overrides ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
-import re
 import shutil
 import signal
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -43,19 +56,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cameras import (  # noqa: E402
+    CLIPS,
+    CameraPool,
+    Running,
+    StartFailed,
+    read_metrics,
+    start_vizoflow,
+    stop_vizoflow,
+    wait_processing,
+    write_site,
+)
 from bench.common import rss_mb  # noqa: E402
-from tests.rtsp_camera import Camera, free_port, write_annexb  # noqa: E402
 
-FOOTAGE = ROOT.parent / "shared" / "footage"
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
-           "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb", "day_files", "healthy"]
-
-
-def metrics(port: int) -> dict[str, float]:
-    """The vizoflow_* gauges of the status endpoint."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^vizoflow_(\w+) (\S+)$", r.read().decode(), re.M)}
+           "worst_camera", "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb",
+           "day_files", "healthy"]
+SNAPSHOTS = "VIZO_SOAK_SNAPSHOTS"  # where the wrapper dumps its snapshots (environment variable)
+# Runs vizoflow as `python -m vizoflow` would; SIGUSR1 dumps a tracemalloc snapshot to
+# $VIZO_SOAK_SNAPSHOTS/snapshot-<k>.tracemalloc (written aside, then renamed: complete once it exists).
+HOOK = """
+import itertools, os, runpy, signal, sys, tracemalloc
+_count = itertools.count(1)
+def _dump(signum, frame):
+    path = os.path.join(os.environ["VIZO_SOAK_SNAPSHOTS"], f"snapshot-{next(_count)}.tracemalloc")
+    tracemalloc.take_snapshot().dump(path + ".part")
+    os.replace(path + ".part", path)
+signal.signal(signal.SIGUSR1, _dump)
+runpy.run_module("vizoflow", run_name="__main__", alter_sys=True)
+"""
+NOT_OURS = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib.*"),
+            tracemalloc.Filter(False, "<unknown>"), tracemalloc.Filter(False, "<string>")]
 
 
 def healthy(port: int) -> bool:
@@ -72,63 +104,105 @@ def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def camera_ratios(first: dict[str, dict[str, float]], last: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per camera, frames processed / frames received between two ``vizoflow_camera_*`` readings."""
+    ratios = {}
+    for cam, now in last.items():
+        then = first.get(cam, {})
+        got = now.get("frames_received", 0.0) - then.get("frames_received", 0.0)
+        ratios[cam] = (now.get("frames_processed", 0.0) - then.get("frames_processed", 0.0)) / got if got else 0.0
+    return ratios
+
+
+def growth_per_hour(rows: list[dict[str, float]], after_minutes: float) -> tuple[float, int] | None:
+    """RSS growth in MB per hour: slope of a least-squares line over the samples from ``after_minutes``
+    on, and how many samples; None with fewer than two. A fit, not end minus start, so that one
+    sample caught in a passing peak (a clip being cut) does not decide it."""
+    late = [r for r in rows if r["minutes"] >= after_minutes]
+    if len(late) < 2:
+        return None
+    fit = statistics.linear_regression([r["minutes"] for r in late], [r["rss_mb"] for r in late])
+    return 60 * fit.slope, len(late)
+
+
+def top_growth(first: Path, last: Path, limit: int = 15) -> list[str]:
+    """The ``limit`` allocation sites (file:line) whose traced memory grew most from ``first`` to ``last``."""
+    old, new = (tracemalloc.Snapshot.load(str(p)).filter_traces(NOT_OURS) for p in (first, last))
+    stats = sorted(new.compare_to(old, "lineno"), key=lambda s: s.size_diff, reverse=True)[:limit]
+    return [f"{s.size_diff / 2**20:+9.2f} MB {s.count_diff:+9d} blocks  now {s.size / 2**20:8.2f} MB  "
+            f"{s.traceback[0].filename}:{s.traceback[0].lineno}" for s in stats]
+
+
 class Soak:
-    """One soak run: the camera, the vizoflow process, samples and the verdict."""
+    """One soak run: the cameras, the vizoflow process, samples, snapshots and the verdict."""
 
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
         self.out = work / "out"
         self.rows: list[dict[str, float]] = []
+        self.cameras_first: dict[str, dict[str, float]] = {}
+        self.cameras_last: dict[str, dict[str, float]] = {}
+        self.snapshots: list[Path] = []
+        self.pool = CameraPool(work, (args.clip,) if args.clip else CLIPS, fps=args.fps)
+        self.running: Running | None = None
 
     def start(self) -> None:
-        """Serve the clip and start ``vizoflow +site=store42`` against it; wait until it processes frames."""
+        """Serve the cameras and start vizoflow on a store42 site of them; wait until every one is processed."""
         a = self.args
-        self.camera = Camera(write_annexb(FOOTAGE / a.clip / "video.mp4", self.work / "clip.h264"), fps=a.fps)
-        self.camera.start()
-        self.port = free_port()
-        env = {**os.environ, "STORE42_ENTRANCE_URL": self.camera.url, "YOLO_OFFLINE": "1"}
-        cmd = [sys.executable, "-m", "vizoflow", "+site=store42", "~cameras.checkout", f"output_dir={self.out}",
-               f"evidence.dir={self.work}/segments", "evidence.upload_url=null", "evidence.incident_url=null",
-               f"status.port={self.port}", "status.interval=60", f"timezone={a.timezone}", *a.overrides]
-        self.console = self.work / "console.txt"
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(self.console, "w"),  # noqa: SIM115 - the child's console, open while it runs
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if metrics(self.port).get("frames_processed", 0) > 0:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                raise SystemExit("vizoflow did not start: " + self.console.read_text()[-2000:])
-            time.sleep(1)
+        site = write_site(self.work / "conf", "soak", self.pool.site_cameras(range(a.cameras)))
+        python, env = ("-m", "vizoflow"), {}
+        if a.tracemalloc:
+            python, env = ("-X", f"tracemalloc={a.tracemalloc}", "-c", HOOK), {SNAPSHOTS: str(self.work)}
+        self.running = start_vizoflow(self.work / "conf", site, self.out,
+                                   ["status.interval=60", f"timezone={a.timezone}", *a.overrides], python, env)
+        wait_processing([self.running], timeout=180 + 60 * bool(a.tracemalloc))
 
     def sample(self, t0: float, m0: dict[str, float]) -> dict[str, float]:
         """One row: rates since the start sample, current gauges, RSS, disk."""
-        m, el = metrics(self.port), time.monotonic() - t0
+        m, cameras = read_metrics(self.running.port)
+        el = time.monotonic() - t0
+        if not self.cameras_first:
+            self.cameras_first = cameras
+        self.cameras_last = cameras
         received, processed = m["frames_received"] - m0["frames_received"], m["frames_processed"] - m0["frames_processed"]
         row = {"minutes": el / 60, "input_fps": received / el if el else 0.0,
                "processed_fps": processed / el if el else 0.0, "received": received, "processed": processed,
                "dropped": m["frames_dropped"] - m0["frames_dropped"], "reconnects": m["reconnects"] - m0["reconnects"],
-               "rss_mb": rss_mb(self.proc.pid), "open_events": m.get("open_events", 0.0),
-               "evidence_pending": m.get("evidence_pending", 0.0), "evidence_failed": m.get("evidence_failed", 0.0),
-               "clips_written": m.get("clips_written", 0.0), "disk_mb": disk_mb(self.work / "segments") + disk_mb(self.out),
-               "day_files": len(list(self.out.glob("analytics_metrics_*.json"))), "healthy": float(healthy(self.port))}
+               "rss_mb": rss_mb(self.running.proc.pid),
+               "worst_camera": min(camera_ratios(self.cameras_first, cameras).values(), default=0.0),
+               "open_events": m.get("open_events", 0.0), "evidence_pending": m.get("evidence_pending", 0.0),
+               "evidence_failed": m.get("evidence_failed", 0.0), "clips_written": m.get("clips_written", 0.0),
+               "disk_mb": disk_mb(self.out), "day_files": len(list(self.out.glob("analytics_metrics_*.json"))),
+               "healthy": float(healthy(self.running.port))}
         self.rows.append(row)
         return row
+
+    def snapshot(self, timeout: float = 600.0) -> None:
+        """Ask the traced process for a tracemalloc snapshot (SIGUSR1) and wait until it is written."""
+        path = self.work / f"snapshot-{len(self.snapshots) + 1}.tracemalloc"
+        self.running.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline or self.running.proc.poll() is not None:
+                raise RuntimeError(f"no tracemalloc snapshot {path.name}: ...{self.running.log_tail()}")
+            time.sleep(1)
+        self.snapshots.append(path)
+
+    @property
+    def settle_minutes(self) -> float:
+        """Minutes after the start sample from which memory counts (the fit, the first snapshot)."""
+        return min(self.args.settle_minutes, self.args.minutes / 4)
 
     def run(self) -> int:
         """Sample until the end, print summaries and the verdict; returns the process exit code."""
         a = self.args
         time.sleep(WARM_UP)
-        t0, m0 = time.monotonic(), metrics(self.port)
+        t0, m0 = time.monotonic(), read_metrics(self.running.port)[0]
         first = self.sample(t0, m0)
-        print(f"start: RSS {first['rss_mb']:.0f} MB after {WARM_UP:.0f} s warm-up; samples every {a.every:.0f} s "
-              f"in {self.work / 'soak.csv'}", flush=True)
-        print("  minutes  in fps  proc fps  dropped  RSS MB  open ev  pending  failed  clips  disk MB  days  health",
-              flush=True)
+        print(f"start: {a.cameras} camera(s), RSS {first['rss_mb']:.0f} MB after {WARM_UP:.0f} s warm-up; "
+              f"samples every {a.every:.0f} s in {self.work / 'soak.csv'}", flush=True)
+        print("  minutes  in fps  proc fps  worst cam  dropped  RSS MB  open ev  pending  failed  clips  disk MB  days"
+              "  health", flush=True)
         end, next_report = t0 + 60 * a.minutes, t0 + 60 * a.report_minutes
         with open(self.work / "soak.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, COLUMNS)
@@ -138,26 +212,26 @@ class Soak:
                 row = self.sample(t0, m0)
                 writer.writerow({k: round(v, 3) for k, v in row.items()})
                 fh.flush()
+                if a.tracemalloc and not self.snapshots and row["minutes"] >= self.settle_minutes:
+                    self.snapshot()
                 if time.monotonic() >= next_report or time.monotonic() >= end:
                     next_report += 60 * a.report_minutes
                     print(f"  {row['minutes']:7.1f} {row['input_fps']:7.2f} {row['processed_fps']:9.2f} "
-                          f"{row['dropped']:8.0f} {row['rss_mb']:7.0f} {row['open_events']:8.0f} "
-                          f"{row['evidence_pending']:8.0f} {row['evidence_failed']:7.0f} {row['clips_written']:6.0f} "
-                          f"{row['disk_mb']:8.1f} {row['day_files']:5.0f}  {'ok' if row['healthy'] else 'UNHEALTHY'}",
-                          flush=True)
+                          f"{row['worst_camera']:10.3f} {row['dropped']:8.0f} {row['rss_mb']:7.0f} "
+                          f"{row['open_events']:8.0f} {row['evidence_pending']:8.0f} {row['evidence_failed']:7.0f} "
+                          f"{row['clips_written']:6.0f} {row['disk_mb']:8.1f} {row['day_files']:5.0f}  "
+                          f"{'ok' if row['healthy'] else 'UNHEALTHY'}", flush=True)
+        if a.tracemalloc:
+            self.snapshot()
         return self.stop()
 
     def stop(self) -> int:
-        """SIGTERM, wait, stop the camera; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.camera.kill()
-        return self.proc.returncode
+        """SIGTERM, wait, stop the cameras; the exit code."""
+        try:
+            code = stop_vizoflow([self.running], timeout=180)[0] if self.running is not None else -1
+        finally:
+            self.pool.close()
+        return code
 
     def verdict(self, code: int) -> list[str]:
         """Targets missed (empty: PASS)."""
@@ -165,8 +239,9 @@ class Soak:
         missed = []
         if code != 0:
             missed.append(f"exit code {code}")
-        if last["processed"] < 0.95 * last["received"]:
-            missed.append(f"processed {last['processed'] / max(last['received'], 1):.3f} of input (< 0.95)")
+        short = {cam: r for cam, r in camera_ratios(self.cameras_first, self.cameras_last).items() if r < 0.95}
+        if short:
+            missed.append("processed under 0.95 of input: " + ", ".join(f"{c} {r:.3f}" for c, r in short.items()))
         if last["rss_mb"] - quarter["rss_mb"] >= 50:
             missed.append(f"RSS grew {last['rss_mb'] - quarter['rss_mb']:.0f} MB after the first quarter (>= 50)")
         if last["evidence_failed"] > 0 or last["evidence_pending"] > 3:
@@ -175,44 +250,70 @@ class Soak:
             missed.append("/health not ok at the end")
         return missed
 
+    def report(self, code: int) -> None:
+        """The summary after the run: rates, per camera, memory, evidence, snapshots' growth, verdict."""
+        a, last = self.args, self.rows[-1]
+        rss = [r["rss_mb"] for r in self.rows]
+        clips = {f"cam{i}": clip for i, (clip, _) in enumerate(self.pool.cameras)}
+        print(f"\nsoak {a.cameras} camera(s) @ {a.fps} fps for {last['minutes']:.1f} min (after {WARM_UP:.0f} s warm-up), "
+              f"timezone {a.timezone}{', tracemalloc' if a.tracemalloc else ''}, exit code {code}")
+        print(f"  input fps      {last['input_fps']:6.2f}")
+        print(f"  processed fps  {last['processed_fps']:6.2f}  "
+              f"({last['processed'] / max(last['received'], 1):.3f} of input)")
+        print("  per camera     " + ", ".join(f"{cam} {r:.3f} ({clips.get(cam, '?')})" for cam, r in
+                                              camera_ratios(self.cameras_first, self.cameras_last).items()))
+        print(f"  dropped        {last['dropped']:6.0f}  ({last['dropped'] / max(last['received'], 1):.2%} of received)")
+        print(f"  RSS            {rss[0]:6.0f} MB at start, {rss[-1]:.0f} MB at end, peak {max(rss):.0f} MB")
+        growth = growth_per_hour(self.rows, self.settle_minutes)
+        short = " (a short window: little to go by)" if a.minutes - self.settle_minutes < 10 else ""
+        print(f"  RSS growth     {growth[0]:+6.1f} MB/hour after the first {self.settle_minutes:.1f} min "
+              f"(linear fit, {growth[1]} samples){short}" if growth else "  RSS growth     (too few samples to fit)")
+        print(f"  reconnects     {last['reconnects']:6.0f}")
+        print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
+              f"{last['evidence_failed']:.0f} failed; outputs {last['disk_mb']:.1f} MB; {last['day_files']:.0f} day file(s)")
+        if len(self.snapshots) == 2:
+            print(f"  tracemalloc: the 15 sites that grew most from minute {self.settle_minutes:.1f} to the end "
+                  f"({a.tracemalloc} frames traced; snapshots {self.snapshots[0].name}, {self.snapshots[1].name}):")
+            for line in top_growth(*self.snapshots):
+                print("    " + line)
+        missed = self.verdict(code)
+        print("verdict: PASS" if not missed else "verdict: FAIL: " + "; ".join(missed))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--clip", default="intel-one-by-one")
-    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--cameras", type=int, default=1, help="live cameras in the one process (4: the four-camera case)")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--clip", help=f"serve this shared clip on every camera (default: alternate {', '.join(CLIPS)})")
+    parser.add_argument("--fps", type=int, default=10, help="each camera's frame rate")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples (soak.csv)")
     parser.add_argument("--report-minutes", type=float, default=5.0, help="minutes between summary lines")
+    parser.add_argument("--settle-minutes", type=float, default=15.0,
+                        help="memory growth counts from here (at most a quarter of the run)")
+    parser.add_argument("--tracemalloc", type=int, nargs="?", const=10, default=0, metavar="FRAMES",
+                        help="trace allocations (FRAMES deep, 10 if not given) and print the sites that grew")
     parser.add_argument("--timezone", default="UTC", help="the site's IANA time zone")
-    parser.add_argument("--out", type=Path, help="keep outputs, clips and soak.csv here (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, help="keep outputs, clips, snapshots and soak.csv here "
+                                                 "(default: a temporary folder)")
     parser.add_argument("overrides", nargs="*", help="more vizoflow overrides, e.g. rules.unattended.seconds=10")
     args = parser.parse_args()
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="soak-")) if args.out is None else args.out.resolve()
     soak = Soak(args, work)
-    soak.start()
     try:
+        soak.start()
         code = soak.run()
+    except StartFailed as exc:
+        soak.stop()
+        raise SystemExit(str(exc)) from None
     except BaseException:
         soak.stop()
         raise
     finally:
         if args.out is None and (work / "soak.csv").exists():
             shutil.copy(work / "soak.csv", Path.cwd() / "soak.csv")
-    last = soak.rows[-1]
-    rss = [r["rss_mb"] for r in soak.rows]
-    print(f"\nsoak {args.clip} @ {args.fps} fps for {last['minutes']:.1f} min (after {WARM_UP:.0f} s warm-up), "
-          f"timezone {args.timezone}, exit code {code}")
-    print(f"  input fps      {last['input_fps']:6.2f}")
-    print(f"  processed fps  {last['processed_fps']:6.2f}  ({last['processed'] / max(last['received'], 1):.3f} of input)")
-    print(f"  dropped        {last['dropped']:6.0f}  ({last['dropped'] / max(last['received'], 1):.2%} of received)")
-    print(f"  RSS            {rss[0]:6.0f} MB at start, {rss[-1]:.0f} MB at end, peak {max(rss):.0f} MB")
-    print(f"  reconnects     {last['reconnects']:6.0f}")
-    print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
-          f"{last['evidence_failed']:.0f} failed; outputs {last['disk_mb']:.1f} MB; {last['day_files']:.0f} day file(s)")
-    missed = soak.verdict(code)
-    print("verdict: PASS" if not missed else "verdict: FAIL: " + "; ".join(missed))
+    soak.report(code)
     if args.out is None:
         shutil.rmtree(work, ignore_errors=True)
         print("(samples copied to ./soak.csv)")
