@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]  # run as `python bench/x.py` from anywhe
 from vizoflow.cli import CONF_DIR  # noqa: E402
 from vizoflow.graph import build_nodes  # noqa: E402
 from vizoflow.mot import TrackingScore, score_tracks  # noqa: E402
-from vizoflow.pipeline import build_source  # noqa: E402
+from vizoflow.pipeline import build_source, site_services  # noqa: E402
 from vizoflow.runtime import Runtime  # noqa: E402
 
 
@@ -30,15 +30,22 @@ def rss_mb(pid: int | str = "self") -> float:
     return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) / 1024
 
 
-# The settings compared. "stock" is exactly the baseline's components.
+# The settings compared. "stock" is exactly the baseline's components; "today" is the
+# pipeline before the detect gate and the reuse of appearance features.
+EVERY_FRAME = ["detect.fps=null", "detect.motion=false"]
+TODAY = [*EVERY_FRAME, "tracker.embed_refresh_seconds=null"]
 SETTINGS: dict[str, list[str]] = {
-    "deepsort stock embedder": ["tracker.embedder=mobilenet"],
-    "deepsort (default)": [],
-    "deepsort embed_size=160": ["tracker.embed_size=160"],
-    "deepsort embed_size=128": ["tracker.embed_size=128"],
-    "deepsort stride 2": ["source.stride=2"],
+    "deepsort stock embedder": ["tracker.embedder=mobilenet", *TODAY],
+    "today: every frame, every feature new": TODAY,
+    "features reused 1 s, every frame": EVERY_FRAME,
+    "64x128 embedder, every frame": [*TODAY, "tracker.embed_width=64", "tracker.embed_height=128"],
+    "96x192 embedder, every frame": [*TODAY, "tracker.embed_width=96", "tracker.embed_height=192"],
+    "bf16 embedder, every frame": [*TODAY, "tracker.precision=bf16"],
+    "deepsort (default): detect 5 fps + motion": [],
+    "detect 5 fps, no motion gating": ["detect.motion=false"],
+    "detect 10 fps + motion": ["detect.fps=10"],
+    "bytetrack, every frame": ["tracker=bytetrack", *EVERY_FRAME],
     "bytetrack": ["tracker=bytetrack"],
-    "bytetrack stride 2": ["tracker=bytetrack", "source.stride=2"],
 }
 
 
@@ -51,6 +58,9 @@ class Measured:
     node_seconds: dict[str, float] = field(default_factory=dict)
     tracks: pl.DataFrame | None = None
     processed: set[int] | None = None
+    video_seconds: float = 0.0
+    events: int = 0  # events found (full graph only)
+    appearance: dict[str, float] = field(default_factory=dict)  # the tracker's features computed and reused
 
     @property
     def fps(self) -> float:
@@ -86,19 +96,27 @@ def run_vizoflow(video: Path, overrides: list[str], full_graph: bool = False) ->
                                                "graph.preview=null", *overrides])
         if not full_graph:
             for name in list(cfg.graph):
-                if name not in ("detect", "track", "appearance", "identity", "people", "roles", "tracks"):
+                if name not in ("gate", "detect", "track", "appearance", "identity", "people", "roles", "tracks"):
                     cfg.graph[name] = None
         with open_dict(cfg):
             cfg.graph.count = {"node": {"_target_": "zone_count.ZoneCount", "polygon": zone_of(video)},
                                "after": ["track"]}
-        runtime = Runtime(build_source(cfg), build_nodes(cfg.graph), batch_size=cfg.runtime.batch_size,
-                          progress=False)
-        stats = runtime.run()
+        with site_services(cfg) as services:
+            nodes = build_nodes(cfg.graph, services=services)
+            source = build_source(cfg)
+            video_seconds = source.total_frames / source.fps
+            runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=False)
+            stats = runtime.run()
         tracks = pl.read_parquet(Path(out) / "tracks.parquet")
+        events = Path(out) / "events.parquet"
+        found = pl.read_parquet(events)["event_id"].n_unique() if events.exists() else 0
         stride = int(cfg.source.stride)
+        looked = dict(nodes)["count"].frames  # frames the detector looked at (stride and detect gate)
+        appearance = getattr(dict(nodes)["track"], "status", dict)()
     total = stats.frames * stride
     return Measured(frames=total, seconds=stats.seconds, node_seconds=dict(stats.node_seconds), tracks=tracks,
-                    processed=set(range(0, total, stride)) if stride > 1 else None)
+                    processed=looked if len(looked) < total else None, video_seconds=video_seconds, events=found,
+                    appearance=appearance)
 
 
 def score(measured: Measured, clip: str, ids: str = "track_id") -> TrackingScore | None:

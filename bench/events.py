@@ -28,6 +28,7 @@ unattended events, so the labels scored are those visits.
                                                    # another checkout's code at its defaults
     python bench/events.py --json new.json --before before.json   # the page with both
     python bench/events.py --from-json new.json --before before.json  # the page again, no runs
+    python bench/events.py --defaults-only --set detect.fps=null --json every.json  # one setting changed
 """
 
 from __future__ import annotations
@@ -102,13 +103,14 @@ def labels_for(clip: Clip, folder: Path) -> Path:
     return path
 
 
-def run(clip: Clip, code: Path, labels: Path, cache: Path, out: Path, grid: bool) -> list[Path]:
+def run(clip: Clip, code: Path, labels: Path, cache: Path, out: Path, grid: bool,
+        extra: tuple[str, ...] = ()) -> list[Path]:
     """Run ``clip`` at its defaults, or at every point of :data:`GRID` (one multirun); returns each
-    run's output folder."""
+    run's output folder. ``extra``: overrides of every run (``--set``)."""
     base = [sys.executable, "-m", "vizoflow", f"+site={clip.site}", "mode=batch",
             f"source.path={FOOTAGE / clip.name / 'video.mp4'}", f"source.stride={clip.stride}",
             f"batch.cache_dir={cache}", f"evidence.dir={out}/segments", f"eval.labels={labels}",
-            "runtime.progress=false", "graph.preview=null", *clip.overrides]
+            "runtime.progress=false", "graph.preview=null", *clip.overrides, *extra]
     env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(code)}
     if grid:  # Hydra sweeps the product of the values; each job's folder is named by its number
         sweep = [f"{key}={','.join(str(v) for v in GRID[key])}" for key in GRID]
@@ -204,7 +206,10 @@ def main() -> None:
     parser.add_argument("--before", help="rows of an earlier version (--json of a --defaults-only run) for the page")
     parser.add_argument("--cache", default=None, help="track cache folder (default: a temporary one)")
     parser.add_argument("--from-json", help="no runs: render the page from the rows of an earlier --json")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every run (repeatable), e.g. --set detect.fps=null")
     args = parser.parse_args()
+    extra = tuple(args.set)
     from omegaconf import OmegaConf
 
     config = OmegaConf.load(ROOT / "vizoflow" / "conf" / "config.yaml")
@@ -218,8 +223,8 @@ def main() -> None:
         for n, clip in enumerate(CLIPS if not args.from_json else ()):
             labels = labels_for(clip, tmp_path)
             if grid:  # detection and tracking once, into the cache
-                run(clip, Path(args.code), labels, cache, tmp_path / f"warm{n}", grid=False)
-            for folder in run(clip, Path(args.code), labels, cache, tmp_path / f"clip{n}", grid):
+                run(clip, Path(args.code), labels, cache, tmp_path / f"warm{n}", grid=False, extra=extra)
+            for folder in run(clip, Path(args.code), labels, cache, tmp_path / f"clip{n}", grid, extra):
                 point = job_point(folder) if grid else {}
                 rows = score(folder, clip)
                 results.setdefault(key_of(point) or "defaults", []).extend(rows)

@@ -19,8 +19,10 @@ class ZoneCount:
         self._zone = sv.PolygonZone(polygon=np.asarray(polygon, dtype=np.int32),
                                     triggering_anchors=(sv.Position.BOTTOM_CENTER,))
         self.max_in_zone = 0
+        self.frames: set[int] = set()  # the frames it saw: those the detector looked at
 
     def process(self, frame: Frame) -> Frame:
         """Count this frame's tracked people in the zone."""
+        self.frames.add(frame.index)
         self.max_in_zone = max(self.max_in_zone, int(self._zone.trigger(frame.detections).sum()))
         return frame

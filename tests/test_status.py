@@ -135,7 +135,8 @@ def test_status_line_shows_rates_over_the_interval_and_shouts_problems():
     now = {"frames_received": 200, "frames_processed": 180, "frames_detected": 40, "frames_dropped": 15, "reconnects": 1,
            "active_tracks": 4, "open_events": 1, "evidence_pending": 2}
     line = status_line(now, before, 10.0, ["camera stalled: no frame for 12 s"])
-    assert line == ("status: in 10.0 fps, processed 9.0 fps, detected 2.0 fps, dropped 15, tracks 4, open events 1, outbox pending 2, "
+    assert line == ("status: in 10.0 fps, processed 9.0 fps, detected 2.0 fps, dropped 15, tracks 4, open events 1, "
+                    "outbox pending 2, "
                     "reconnects 1 | CAMERA STALLED: NO FRAME FOR 12 S")
 
 

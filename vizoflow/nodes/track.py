@@ -9,9 +9,80 @@ import numpy as np
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
+from vizoflow.reid import EmbedderPool
 
 EMBEDDING = "embedding"  # detections.data key of each tracked box's appearance feature (1280 floats)
 EMBEDDING_SIZE = 1280  # MobileNetV2 bottleneck features
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``(n, 4)`` and ``(m, 4)`` x1y1x2y2 boxes."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+class AppearanceReuse:
+    """Which detections may keep their track's last appearance feature instead of a new one.
+
+    DeepSORT needs appearance only where boxes could be confused: people crossing,
+    standing together, coming back. A detection that overlaps exactly one confirmed
+    track (seen on the last look), while no other box comes near either of them, can
+    only be that track, so the network need not run for it: it gets the track's last
+    feature. Every track still gets a fresh feature at least every ``refresh_seconds``,
+    so its looks follow a person who turns or takes off a coat. In a shop where people
+    mostly stand apart this removes most of the appearance model's cost; in a crowd it
+    removes little, and changes nothing there.
+
+    Args:
+        refresh_seconds: Longest time a track's feature is reused (video clock).
+        same_iou: IoU of a detection with its track's last box to be that track's.
+        clear_iou: IoU above which two boxes are "near" (then both get fresh features).
+    """
+
+    def __init__(self, refresh_seconds: float = 1.0, same_iou: float = 0.5, clear_iou: float = 0.05) -> None:
+        self.refresh_seconds, self.same_iou, self.clear_iou = refresh_seconds, same_iou, clear_iou
+        self._fresh: dict[int, float] = {}  # track id (deep-sort-realtime's, as a number) -> when last computed
+        self.computed = self.reused = 0
+
+    def plan(self, boxes: np.ndarray, tracks: list, t: float) -> list[np.ndarray | None]:
+        """Per detection: the feature to reuse, or None where the network must run."""
+        plan: list[np.ndarray | None] = [None] * len(boxes)
+        recent = [tr for tr in tracks if tr.is_confirmed() and tr.time_since_update == 0 and tr.features
+                  and t - self._fresh.get(int(tr.track_id), -np.inf) < self.refresh_seconds]
+        if recent and len(boxes):
+            track_boxes = np.asarray([tr.to_ltrb() for tr in tracks], dtype=float)
+            near_tracks = _iou(boxes, track_boxes) > self.clear_iou
+            near_dets = _iou(boxes, boxes) > self.clear_iou
+            np.fill_diagonal(near_dets, False)
+            index = {id(tr): k for k, tr in enumerate(tracks)}
+            for tr in recent:
+                k = index[id(tr)]
+                same = np.flatnonzero(near_tracks[:, k])
+                if len(same) != 1:
+                    continue
+                i = same[0]
+                alone = near_tracks[i].sum() == 1 and not near_dets[i].any()
+                if alone and _iou(boxes[i:i + 1], track_boxes[k:k + 1])[0, 0] >= self.same_iou:
+                    plan[i] = tr.features[-1]
+        reused = sum(f is not None for f in plan)
+        self.reused += reused
+        self.computed += len(plan) - reused
+        return plan
+
+    def computed_for(self, track_ids: list[int], t: float) -> None:
+        """These tracks got a freshly computed feature at ``t``."""
+        for tid in track_ids:
+            self._fresh[tid] = t
+
+    def forget(self, live: set[int]) -> None:
+        """Drop tracks the tracker deleted, so memory stays flat."""
+        for tid in [tid for tid in self._fresh if tid not in live]:
+            del self._fresh[tid]
 
 
 class DeepSortTracker:
@@ -43,19 +114,27 @@ class DeepSortTracker:
             (``mobilenet`` ships its weights; the others need extra packages).
         cache_dir: Where the OpenVINO embedder keeps its converted model
             (default ``$VIZO_CACHE_DIR`` or ``~/.cache/vizoflow``).
-        embed_size: OpenVINO embedder input side (224: identical to deep-sort-realtime;
-            smaller is cheaper, see ``docs/accuracy.md``).
+        embed_width: OpenVINO embedder input width (multiple of 32).
+        embed_height: OpenVINO embedder input height. 224x224 (default) is deep-sort-realtime's
+            own input (identical features); a person-shaped 64x128 is 6x cheaper per person
+            but loses identities in crowds (``docs/accuracy.md``).
         blas_threads: BLAS threads for the process (None: leave as it is).
         precision: OpenVINO embedder precision (``f32``, ``bf16``, ``auto``); see
             :mod:`vizoflow.inference`.
+        embed_refresh_seconds: A detection that can only be its track (no other box near)
+            reuses the track's feature for up to this long (:class:`AppearanceReuse`);
+            None or 0: every detection gets a fresh feature.
+        embedders: The process's :class:`~vizoflow.reid.EmbedderPool` (graph entry
+            ``uses: [embedders]``), so all cameras share one model; None: an own one.
     """
 
     needs_video = True  # its results are what the track cache stores
 
     def __init__(self, max_age: int = 30, n_init: int = 3, max_iou_distance: float = 0.7,
                  max_cosine_distance: float = 0.2, nn_budget: int | None = 100, embedder: str = "openvino",
-                 cache_dir: str | None = None, embed_size: int = 224, blas_threads: int | None = 1,
-                 precision: str = "f32") -> None:
+                 cache_dir: str | None = None, embed_width: int = 224, embed_height: int = 224,
+                 blas_threads: int | None = 1, precision: str = "f32", embed_refresh_seconds: float | None = 1.0,
+                 embedders: EmbedderPool | None = None) -> None:
         if n_init < 1 or max_age < 1:
             raise ConfigError(f"tracker.n_init and tracker.max_age must be >= 1, got {n_init} and {max_age}")
         if blas_threads is not None:
@@ -64,14 +143,30 @@ class DeepSortTracker:
             threadpool_limits(limits=blas_threads, user_api="blas")
         self._embedder = None
         if embedder == "openvino":
-            from vizoflow.reid import OpenVinoEmbedder
-
-            self._embedder = OpenVinoEmbedder(cache_dir=cache_dir, input_size=embed_size, precision=precision)
+            pool = embedders if embedders is not None else EmbedderPool()
+            self._embedder = pool.get(embed_width, embed_height, precision, cache_dir)
         self._params = dict(max_age=max_age, n_init=n_init, max_iou_distance=max_iou_distance,
                             max_cosine_distance=max_cosine_distance, nn_budget=nn_budget,
                             embedder=None if self._embedder else embedder)
         self._tracker = self._new()
         self._video: str | None = None
+        self._reuse = AppearanceReuse(embed_refresh_seconds) if self._embedder is not None and embed_refresh_seconds else None
+
+    def _appearance(self, frame: Frame, raw: list, boxes: np.ndarray) -> tuple[list[np.ndarray], set[int]]:
+        """Each detection's feature, and which were computed now (the rest reuse their track's)."""
+        crops, _ = self._tracker.crop_bb(frame.image, raw)
+        plan = (self._reuse.plan(np.asarray(boxes, dtype=float), self._tracker.tracker.tracks, frame.timestamp)
+                if self._reuse is not None else [None] * len(crops))
+        fresh = [i for i, feature in enumerate(plan) if feature is None]
+        for i, feature in zip(fresh, self._embedder.predict([crops[i] for i in fresh]), strict=True):
+            plan[i] = feature
+        return plan, set(fresh)
+
+    def status(self) -> dict[str, float]:
+        """Appearance features computed and reused so far (what the appearance model was spared)."""
+        if self._reuse is None:
+            return {}
+        return {"appearance_computed": float(self._reuse.computed), "appearance_reused": float(self._reuse.reused)}
 
     def run_info(self) -> dict[str, str]:
         """For ``run.json``: the precision the embedder really runs in."""
@@ -95,20 +190,24 @@ class DeepSortTracker:
         if frame.video != self._video:
             if self._video is not None:
                 self._tracker = self._new()
+                if self._reuse is not None:
+                    self._reuse.forget(set())  # the new tracker numbers its tracks from 1 again
             self._video = frame.video
         det = frame.detections
         raw = [([x1, y1, x2 - x1, y2 - y1], float(c), 0)
                for (x1, y1, x2, y2), c in zip(det.xyxy, det.confidence if det.confidence is not None else np.ones(len(det)))]
-        embeds = None
+        embeds, fresh = None, set(range(len(det)))
         if self._embedder is not None:
-            crops, _ = self._tracker.crop_bb(frame.image, raw)
-            embeds = self._embedder.predict(crops)
+            embeds, fresh = self._appearance(frame, raw, det.xyxy)
         tracks = self._tracker.update_tracks(raw, embeds=embeds, frame=frame.image, others=list(range(len(det))))
         rows, ids = [], []
         for track in tracks:
             if track.is_confirmed() and track.time_since_update == 0 and track.get_det_supplementary() is not None:
                 rows.append(track.get_det_supplementary())
                 ids.append(int(track.track_id))
+        if self._reuse is not None:
+            self._reuse.computed_for([tid for tid, row in zip(ids, rows) if row in fresh], frame.timestamp)
+            self._reuse.forget({int(tr.track_id) for tr in self._tracker.tracker.tracks})
         out = det[np.asarray(rows, dtype=int)] if rows else det[np.zeros(len(det), dtype=bool)]
         out.tracker_id = np.asarray(ids, dtype=int)
         if embeds is not None:  # the identity layer re-identifies people with the same features
@@ -133,13 +232,15 @@ class ByteTrack:
         minimum_consecutive_frames: Matches before a track gets an id.
         minimum_iou_threshold: IoU gate for association.
         high_conf_det_threshold: Split between ByteTrack's first and second association.
+        embedders: Ignored (the graph's ``track`` entry hands the embedder pool to any tracker).
     """
 
     needs_video = True  # its results are what the track cache stores
 
     def __init__(self, lost_track_buffer: int = 30, track_activation_threshold: float = 0.5,
                  minimum_consecutive_frames: int = 3, minimum_iou_threshold: float = 0.1,
-                 high_conf_det_threshold: float = 0.5) -> None:
+                 high_conf_det_threshold: float = 0.5, embedders: EmbedderPool | None = None) -> None:
+        del embedders  # no appearance model: the graph's track entry offers the pool to either tracker
         from trackers import ByteTrackTracker  # optional dependency until this tracker is chosen
 
         self._tracker = ByteTrackTracker(lost_track_buffer=lost_track_buffer,
