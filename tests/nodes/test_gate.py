@@ -84,3 +84,10 @@ def test_the_meter_measures_the_share_that_moved():
     moved[:60, :80] = 250  # a sixteenth of the picture
     assert meter.measure(moved, 0.1) == pytest.approx(1 / 16, abs=0.01)
     assert meter.measure(base, 0.2) < 0.07
+
+
+def test_the_rate_holds_on_average_where_it_does_not_divide_the_cameras():
+    gate = DetectGate(fps=5.0, motion=False)
+    looks = analysed(gate, [still(i, fps=7.5) for i in range(75)])  # 10 s of a 7.5 fps recorder
+    assert len(looks) == 50  # 5 a second, not every other frame (3.75 a second)
+    assert max(b - a for a, b in zip(looks, looks[1:])) == 2

@@ -99,8 +99,8 @@ class MotionMeter:
 class DetectGate:
     """Node, one per camera, before the detector: decides which frames are analysed.
 
-    A frame is analysed when ``1 / fps`` has passed since the last analysed one and,
-    with ``motion`` on, something moved (at least ``motion_area`` of the picture) or
+    A frame is analysed when it is due at the ``fps`` rate (due times step by ``1 / fps``,
+    so the rate holds on average whatever the camera's) and, with ``motion`` on, something moved (at least ``motion_area`` of the picture) or
     ``keepalive_seconds`` passed. The first frame of a video is always analysed.
 
     Args:
@@ -148,6 +148,7 @@ class DetectGate:
         self._video: str | None = None
         self._size: tuple[int, int] | None = None
         self._last: float | None = None  # time of the last analysed frame
+        self._next = -math.inf  # when the next frame is due at the `fps` rate
 
     def process(self, frame: Frame) -> Frame:
         """Set ``frame.analysed``."""
@@ -155,7 +156,7 @@ class DetectGate:
             self._start(frame)
         t = frame.timestamp
         since = math.inf if self._last is None else t - self._last
-        due = since >= self.interval - _EPS
+        due = t >= self._next - _EPS
         if due and self.motion and since < math.inf:
             moving = self.meter.measure(frame.image, t) >= self.motion_area
             due = moving or since >= self.keepalive - _EPS
@@ -163,12 +164,16 @@ class DetectGate:
             self.meter.measure(frame.image, t)  # the first frame: the background
         frame.analysed = due
         if due:
+            # Due times step by the interval, so the rate is `fps` on average also where it does not
+            # divide the camera's (5 of 7.5 frames a second, not every other one: 3.75); after a pause
+            # (nothing moved) the steps start again from now.
+            self._next = self._next + self.interval if t - self._next < self.interval else t + self.interval
             self._last = t
         return frame
 
     def _start(self, frame: Frame) -> None:
         """A new video or frame size: a new background, and the first frame is analysed."""
-        self._video, self._size, self._last = frame.video, frame.size, None
+        self._video, self._size, self._last, self._next = frame.video, frame.size, None, -math.inf
         self.meter.reset()
         if self.masks:
             self.zones.check_inside(frame.size)
