@@ -9,9 +9,11 @@ on them under each setting, side by side in one run:
 
 * **default**: no overrides, the new defaults: the detect gate (the detector looks at
   most ``detect.fps`` times a second, and while nothing moves once every
-  ``detect.keepalive_seconds``) and the embedder's own input size;
+  ``detect.keepalive_seconds``), one appearance model for all cameras, and features
+  reused where a box can only be its track;
 * **today**: the old behaviour: every frame detected (``detect.fps=null``,
-  ``detect.motion=false``) and a 224x224 embedder input;
+  ``detect.motion=false``), a fresh feature for every box, and an appearance model per
+  camera (``graph.track.uses=[]``: no shared pool);
 * **fast** (optional): ``tracker=bytetrack`` (README, "Trackers and speed").
 
 and one of two ways (``--ways``):
@@ -64,7 +66,7 @@ KIND = MappingProxyType({"intel-one-by-one": "shop, 768x432", "ucf-checkout": "b
 ROLE = MappingProxyType({"intel-one-by-one": "entrance", "ucf-checkout": "checkout"})  # its store42 camera
 SETTINGS = MappingProxyType({
     "default": (),
-    "today": ("detect.fps=null", "detect.motion=false", "tracker.embed_width=224", "tracker.embed_height=224"),
+    "today": ("detect.fps=null", "detect.motion=false", "tracker.embed_refresh_seconds=null", "graph.track.uses=[]"),
     "fast": ("tracker=bytetrack",),
 })
 WAYS = ("one process", "separate")

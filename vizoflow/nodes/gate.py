@@ -100,8 +100,9 @@ class DetectGate:
     """Node, one per camera, before the detector: decides which frames are analysed.
 
     A frame is analysed when it is due at the ``fps`` rate (due times step by ``1 / fps``,
-    so the rate holds on average whatever the camera's) and, with ``motion`` on, something moved (at least ``motion_area`` of the picture) or
-    ``keepalive_seconds`` passed. The first frame of a video is always analysed.
+    so the rate holds on average whatever the camera's) and, with ``motion`` on, something
+    moved (at least ``motion_area`` of the picture) or ``keepalive_seconds`` passed. The
+    first frame of a video is always analysed.
 
     Args:
         fps: Analysed frames per second at most; None or 0: every frame (the camera's rate).
