@@ -44,8 +44,11 @@ def test_a_key_a_camera_cannot_set_is_named_with_the_closest_one(compose_cfg):
     with pytest.raises(ConfigError, match=r"unknown key 'cameras.door.zonse': did you mean 'zones'\?"):
         camera_config(cfg, "door")
     cfg.cameras.till.detector = {"conf": 0.3}  # one detector for the site: not a camera's own
-    with pytest.raises(ConfigError, match="a camera sets only: source, zones"):
+    with pytest.raises(ConfigError, match="one detector serves every camera.*a camera sets only: source, zones"):
         camera_config(cfg, "till")
+    del cfg.cameras.till.detector
+    cfg.cameras.till.detect = {"fps": None}  # when the detector looks is a camera's own: a corridor counter at full rate
+    assert camera_config(cfg, "till").detect.fps is None and cfg.detect.fps == 5
 
 
 @pytest.mark.slow  # the detector over two real clips

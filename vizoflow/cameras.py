@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vizoflow.errors import ConfigError
 
-CAMERA_KEYS = ("source", "zones", "lines", "frame_size", "calibration", "rules", "filters", "store", "tracker")
+CAMERA_KEYS = ("source", "zones", "lines", "frame_size", "calibration", "detect", "rules", "filters", "store", "tracker")
 REPLACED = ("zones", "lines")  # the camera's own geometry, never merged with the site's
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")  # goes into file names, ids and Prometheus labels
 
@@ -68,8 +68,10 @@ def camera_config(cfg: DictConfig, name: str) -> DictConfig:
     entry = cfg.cameras[name]
     for key in entry:
         if key not in CAMERA_KEYS:
-            close = difflib.get_close_matches(str(key), CAMERA_KEYS, n=1)
+            close = difflib.get_close_matches(str(key), CAMERA_KEYS, n=1) if key != "detector" else []
             hint = f"did you mean '{close[0]}'?" if close else f"a camera sets only: {', '.join(CAMERA_KEYS)}"
+            if key == "detector":  # shared by the site's cameras; `detect` (when it looks) is a camera's own
+                hint = "one detector serves every camera, set it for the site; " + hint
             raise ConfigError(f"unknown key 'cameras.{name}.{key}': {hint}")
     camera = site_config(cfg)
     camera.camera = name
