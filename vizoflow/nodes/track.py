@@ -6,6 +6,7 @@ import logging
 import warnings
 
 import numpy as np
+import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
@@ -13,17 +14,6 @@ from vizoflow.reid import EmbedderPool
 
 EMBEDDING = "embedding"  # detections.data key of each tracked box's appearance feature (1280 floats)
 EMBEDDING_SIZE = 1280  # MobileNetV2 bottleneck features
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(n, 4)`` and ``(m, 4)`` x1y1x2y2 boxes."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 class AppearanceReuse:
@@ -56,8 +46,9 @@ class AppearanceReuse:
                   and t - self._fresh.get(int(tr.track_id), -np.inf) < self.refresh_seconds]
         if recent and len(boxes):
             track_boxes = np.asarray([tr.to_ltrb() for tr in tracks], dtype=float)
-            near_tracks = _iou(boxes, track_boxes) > self.clear_iou
-            near_dets = _iou(boxes, boxes) > self.clear_iou
+            overlap = sv.box_iou_batch(boxes, track_boxes)
+            near_tracks = overlap > self.clear_iou
+            near_dets = sv.box_iou_batch(boxes, boxes) > self.clear_iou
             np.fill_diagonal(near_dets, False)
             index = {id(tr): k for k, tr in enumerate(tracks)}
             for tr in recent:
@@ -67,7 +58,7 @@ class AppearanceReuse:
                     continue
                 i = same[0]
                 alone = near_tracks[i].sum() == 1 and not near_dets[i].any()
-                if alone and _iou(boxes[i:i + 1], track_boxes[k:k + 1])[0, 0] >= self.same_iou:
+                if alone and overlap[i, k] >= self.same_iou:
                     plan[i] = tr.features[-1]
         reused = sum(f is not None for f in plan)
         self.reused += reused
