@@ -2,7 +2,8 @@
 
 How a frame flows is declared in ``conf/config.yaml`` (``graph:``) and run by
 :mod:`vizoflow.pipeline`; each mode lives in its own module (:mod:`vizoflow.modes.run`,
-:mod:`vizoflow.batch`, :mod:`vizoflow.modes.snapshot`, :mod:`vizoflow.modes.outbox`).
+:mod:`vizoflow.batch`, :mod:`vizoflow.modes.snapshot`, :mod:`vizoflow.modes.outbox`,
+:mod:`vizoflow.review.server`).
 Errors a user can fix (bad path, bad config, unknown option) end in one line on
 stderr and exit code 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
 """
@@ -60,8 +61,12 @@ def app(cfg: DictConfig) -> None:
             from vizoflow.modes.outbox import outbox_status
 
             print(outbox_status(cfg))
+        elif mode == "serve":
+            from vizoflow.review.server import serve
+
+            serve(cfg)
         else:
-            raise ConfigError(f"unknown mode '{mode}' (choose: run, batch, snapshot, outbox)")
+            raise ConfigError(f"unknown mode '{mode}' (choose: run, batch, snapshot, outbox, serve)")
     except (VizoflowError, OmegaConfBaseException) as exc:
         if os.environ.get(FULL_ERROR_FLAG) == "1":
             raise

@@ -106,6 +106,20 @@ def inference_info(cfg: DictConfig, nodes: list[tuple[str, Any]]) -> dict[str, A
     return info
 
 
+@contextmanager
+def review_page(cfg: DictConfig, out: Path, board: StatusBoard) -> Iterator[None]:
+    """The review page beside the run while it lasts, when ``serve.port`` is set (its own run shown first)."""
+    port = OmegaConf.select(cfg, "serve.port")
+    if port is None:
+        yield
+        return
+    from vizoflow.review.server import ReviewServer, review_app
+
+    with ReviewServer(review_app(cfg, run_dir=out, board=board), str(cfg.serve.host), int(port)) as server:
+        print(f"vizoflow: review page on {server.url}", file=sys.stderr, flush=True)
+        yield
+
+
 def build_source(cfg: DictConfig) -> Any:
     """Instantiate ``cfg.source`` after checking its required values."""
     check_required(cfg.source, "source.")
@@ -214,7 +228,8 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph, services=services) if nodes is None else nodes
     board = StatusBoard(source, [*nodes, *services.items()], stall_seconds=cfg.status.stall_seconds)
-    watched = bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
+    watched = (bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
+               or OmegaConf.select(cfg, "serve.port") is not None)
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)
     started = time.time()
@@ -224,7 +239,8 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
         if time_source is not None and callable(getattr(collector, "set_start_time_source", None)):
             collector.set_start_time_source(time_source)
     try:
-        with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host):
+        with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host), \
+                review_page(cfg, out, board):
             runtime.run()
     finally:
         if isinstance(source, CameraMux):  # each camera's store tables, published at its close, into the site's

@@ -1,16 +1,21 @@
-"""Sinks that persist what the pipeline saw: the tracks table."""
+"""Sinks that persist what the pipeline saw: the tracks table, the camera's latest picture."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vizoflow.frame import Frame
+
+log = logging.getLogger(__name__)
 
 TRACK_ID = "track_id"  # detections.data key of the tracker's own id (set by the identity layer)
 
@@ -134,6 +139,59 @@ class TracksSink:
     def close(self) -> None:
         """Publish the table."""
         self._table.close()
+
+
+class LatestFrame:
+    """Keep the camera's newest picture as ``latest.jpg``, for the review page (cameras, set-up).
+
+    The file is replaced at most every ``every_seconds`` of wall time (it is for people
+    looking now, and a JPEG a few seconds old is as good as a fresh one), written beside
+    it and renamed, so a reader never sees half a picture; and once more at close, so a
+    finished run keeps its last picture. Only a reference to the newest image is held.
+
+    Args:
+        path: Output ``.jpg``.
+        every_seconds: Shortest time between two writes.
+        quality: JPEG quality (0-100).
+    """
+
+    def __init__(self, path: str, every_seconds: float = 5.0, quality: int = 85) -> None:
+        self.path = Path(path)
+        self.every_seconds = every_seconds
+        self.quality = quality
+        self._image: np.ndarray | None = None
+        self._written = float("-inf")
+        self._failed = False  # the last write failed (logged once per streak)
+
+    def process(self, frame: Frame) -> Frame:
+        """Remember the frame's image; write it when the last write is old enough."""
+        self._image = frame.image
+        if time.monotonic() - self._written >= self.every_seconds:
+            self._write()
+        return frame
+
+    def _write(self) -> None:
+        self._written = time.monotonic()
+        ok, data = cv2.imencode(".jpg", self._image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data.tobytes())
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a picture for people to look at never stops the analysis (disk full: evidence says so)
+            if not self._failed:
+                log.warning("could not write %s: %s", self.path, exc)
+            self._failed = True
+        else:
+            self._failed = False
+
+    def close(self) -> None:
+        """Write the last picture seen."""
+        if self._image is not None:
+            self._write()
+            self._image = None
 
 
 def merge_tables(out: Path, folders: Mapping[str, Path], tables: Iterable[str], column: str) -> None:

@@ -1,0 +1,165 @@
+"""A run's events as the review page shows them: who, when, how long, its clip and delivery state.
+
+Events come from the run's ``interactions.jsonl`` (every phase, flushed line by line, so a
+live run's events show while it runs; the last phase of an event wins). Clips and their
+delivery state come from the evidence outbox (``evidence.dir/outbox.sqlite``), opened
+read-only: the page never changes what the evidence service owns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vizoflow.evidence.outbox import CLIP_WRITTEN, FAILED, LINKED, LOCAL, REPORTED, UPLOADED
+
+log = logging.getLogger(__name__)
+
+# Delivery as a store manager reads it: the outbox's states folded into four words.
+DELIVERY = {CLIP_WRITTEN: "pending", UPLOADED: "uploaded", REPORTED: "reported", LINKED: "reported", FAILED: "failed"}
+
+
+@dataclass
+class Delivery:
+    """Where an event's evidence is: ``none`` (no clip), ``pending``, ``uploaded``, ``reported``,
+    ``local`` (kept on this machine: no upload API set) or ``failed`` (with its reason)."""
+
+    state: str = "none"
+    reason: str | None = None
+    incident_id: str | None = None
+
+
+@dataclass
+class Alert:
+    """One event, as the page and ``GET /api/events`` show it."""
+
+    event_id: str
+    kind: str
+    camera: str
+    start: str
+    end: str
+    duration: float
+    open: bool
+    staff_ids: list[int]
+    customer_ids: list[int]
+    details: dict[str, Any]
+    clips: list[str] = field(default_factory=list)
+    delivery: Delivery = field(default_factory=Delivery)
+
+    @property
+    def day(self) -> str:
+        """The local day of its start (ISO times carry the site's offset)."""
+        return self.start[:10]
+
+    def to_json(self, base: str = "") -> dict[str, Any]:
+        """The API's view; ``clip_url`` is the first clip's (an event over 120 s has more parts)."""
+        data = asdict(self)
+        data["clip_urls"] = [f"{base}/clips/{name}" for name in self.clips]
+        data["clip_url"] = data["clip_urls"][0] if self.clips else None
+        data["thumbnail_url"] = f"{base}/thumbnails/{self.clips[0]}" if self.clips else None
+        del data["clips"]
+        return data
+
+
+def read_events(log_path: Path) -> dict[str, dict[str, Any]]:
+    """The last phase of every event in an ``interactions.jsonl``; a torn last line is skipped."""
+    events: dict[str, dict[str, Any]] = {}
+    if not log_path.is_file():
+        return events
+    with open(log_path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                row = json.loads(line)
+                events[str(row["event_id"])] = row
+            except (ValueError, KeyError, TypeError):  # a line being written, or damaged: the rest still shows
+                log.debug("%s:%d: not an event line", log_path, number)
+    return events
+
+
+def _people(row: dict[str, Any]) -> tuple[list[int], list[int]]:
+    details = row.get("details") or {}
+    if row.get("kind") == "interaction":
+        return list(details.get("staff_ids") or []), list(details.get("customer_ids") or [])
+    return [], list(row.get("track_ids") or [])  # unattended: the customer; queue: the people waiting
+
+
+class OutboxReader:
+    """The evidence outbox, read-only: each event's clips and delivery state.
+
+    Args:
+        path: ``outbox.sqlite``; a missing file means no evidence yet.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Outbox rows by event id, parts in order."""
+        if not self.path.is_file():
+            return {}
+        try:
+            db = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=2.0)
+        except sqlite3.Error as exc:
+            log.warning("cannot read %s: %s", self.path, exc)
+            return {}
+        try:
+            db.row_factory = sqlite3.Row
+            found: dict[str, list[dict[str, Any]]] = {}
+            for row in db.execute("SELECT event_id, part, segment_path, state, incident_id, last_error, uploaded_to "
+                                  "FROM evidence ORDER BY event_id, part"):
+                found.setdefault(row["event_id"], []).append(dict(row))
+            return found
+        except sqlite3.Error as exc:  # locked for longer than the timeout, or not an outbox
+            log.warning("cannot read %s: %s", self.path, exc)
+            return {}
+        finally:
+            db.close()
+
+
+def delivery_of(parts: list[dict[str, Any]]) -> Delivery:
+    """One state for an event's clips: the least advanced part, a failure first."""
+    if not parts:
+        return Delivery()
+    failed = next((p for p in parts if p["state"] == FAILED), None)
+    if failed is not None:
+        return Delivery("failed", failed["last_error"] or "delivery failed", failed["incident_id"])
+    order = list(DELIVERY)
+    least = min(parts, key=lambda p: order.index(p["state"]) if p["state"] in order else 0)
+    state = DELIVERY.get(least["state"], "pending")
+    if state == "reported" and least["uploaded_to"] == LOCAL:
+        state = "local"
+    return Delivery(state, None, least["incident_id"])
+
+
+class AlertBook:
+    """A run's alerts joined with the site's evidence.
+
+    Args:
+        run_dir: The run's folder (``interactions.jsonl``).
+        outbox: The site's evidence outbox.
+        camera: The camera's name on a one-camera site, whose events name their video instead.
+    """
+
+    def __init__(self, run_dir: Path, outbox: OutboxReader, camera: str | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.outbox = outbox
+        self.camera = camera
+
+    def alerts(self) -> list[Alert]:
+        """Every event of the run, newest first."""
+        evidence = self.outbox.rows()
+        alerts = []
+        for event_id, row in read_events(self.run_dir / "interactions.jsonl").items():
+            staff, customers = _people(row)
+            parts = evidence.get(event_id, [])
+            alerts.append(Alert(
+                event_id=event_id, kind=str(row.get("kind")), camera=self.camera or str(row.get("camera")),
+                start=str(row.get("start")), end=str(row.get("end")), duration=round(float(row.get("duration") or 0), 1),
+                open=row.get("phase") != "end", staff_ids=staff, customer_ids=customers,
+                details=row.get("details") or {},
+                clips=[Path(p["segment_path"]).name for p in parts], delivery=delivery_of(parts)))
+        return sorted(alerts, key=lambda a: (a.start, a.event_id), reverse=True)

@@ -1,0 +1,151 @@
+"""What the review page knows of a site: its cameras' layout, its runs, its evidence. Read from the config once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vizoflow.cameras import camera_config, camera_names
+from vizoflow.review.alerts import AlertBook, OutboxReader
+from vizoflow.review.folders import Run, SafeFolder, SiteRuns
+
+
+def _names(value: Any) -> list[str]:
+    """Zone names of a setting that holds one name, a list of them, or a mapping of them."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [*map(str, value.keys()), *(str(v) for v in value.values())]
+    return [str(v) for v in value]
+
+
+@dataclass(frozen=True)
+class CameraLayout:
+    """One camera's zones and lines as configured, and the settings that name its zones.
+
+    Attributes:
+        name: The camera's name (``camera`` of a one-camera site, else its ``cameras:`` entry).
+        own: True when the camera is a ``cameras:`` entry (its YAML goes under ``cameras.<name>``).
+        zones: Name to ``[[x, y], ...]`` (drawn on ``frame_size``).
+        lines: Name to ``[[x1, y1], [x2, y2]]``.
+        frame_size: ``[width, height]`` the geometry was drawn on; None: unknown.
+        needs: Setting to the zone names it refers to (``rules.staff.zones``: ``[cashier_1]``).
+    """
+
+    name: str
+    own: bool
+    zones: dict[str, list[list[float]]]
+    lines: dict[str, list[list[float]]]
+    frame_size: list[int] | None
+    needs: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: DictConfig, name: str, own: bool) -> CameraLayout:
+        """The layout of the camera ``name`` of ``cfg`` (its own config when ``own``)."""
+        cam = camera_config(cfg, name) if own else cfg
+        plain = OmegaConf.to_container(cam, resolve=True)
+        rules, store, filters = plain.get("rules") or {}, plain.get("store") or {}, plain.get("filters") or {}
+        needs = {
+            "rules.staff.zones": _names((rules.get("staff") or {}).get("zones")),
+            "rules.interaction.pairs": _names((rules.get("interaction") or {}).get("pairs")),
+            "rules.unattended.zone": _names((rules.get("unattended") or {}).get("zone")),
+            "rules.queue.zone": _names((rules.get("queue") or {}).get("zone")),
+            "store.service_zones": _names(store.get("service_zones")),
+            "filters.masks": _names(filters.get("masks")),
+        }
+        return cls(name=name, own=own, zones=plain.get("zones") or {}, lines=plain.get("lines") or {},
+                   frame_size=plain.get("frame_size"), needs={k: v for k, v in needs.items() if v})
+
+
+class LiveView:
+    """A running pipeline's health and speed per camera, for the cameras page.
+
+    Args:
+        board: The run's :class:`~vizoflow.status.StatusBoard`.
+        single: The camera's name on a one-camera site (its numbers are the site's).
+    """
+
+    def __init__(self, board: Any, single: str | None = None) -> None:
+        self.board = board
+        self.single = single
+        self._lock = threading.Lock()
+        self._before: tuple[float, dict[str, float]] | None = None
+
+    def cameras(self) -> dict[str, dict[str, Any]]:
+        """Camera name to ``healthy``, ``problems`` and ``fps`` (processed frames a second since the last call)."""
+        healthy, problems = self.board.health()
+        numbers = self.board.cameras()
+        if not numbers and self.single is not None:
+            numbers = {self.single: self.board.snapshot()}
+        processed = {name: float(row.get("frames_processed", 0.0)) for name, row in numbers.items()}
+        now = time.monotonic()
+        with self._lock:
+            before, self._before = self._before, (now, processed)
+        fps = {}
+        if before is not None and now - before[0] > 0.5:
+            fps = {n: (v - before[1].get(n, 0.0)) / (now - before[0]) for n, v in processed.items()}
+        return {name: {"healthy": healthy and not any(f"'{name}'" in p for p in problems),
+                       "problems": [p for p in problems if self.single is not None or f"'{name}'" in p],
+                       "fps": round(fps[name], 1) if name in fps else None}
+                for name in numbers}
+
+
+class ReviewSite:
+    """The site as the review page reads it.
+
+    Args:
+        name: ``site_name``.
+        timezone: The site's time zone (times on the page are in it).
+        runs: The site's run folders.
+        evidence_dir: ``evidence.dir`` (clips and the outbox).
+        pre_roll: ``evidence.pre_roll``: where in a clip its event starts.
+        cameras: Each camera's layout, in config order.
+        live: The running pipeline's status when the page is served by a live run.
+    """
+
+    def __init__(self, name: str, timezone: str, runs: SiteRuns, evidence_dir: Path, pre_roll: float,
+                 cameras: list[CameraLayout], live: LiveView | None = None) -> None:
+        self.name = name
+        self.timezone = timezone
+        self.runs = runs
+        self.evidence = SafeFolder(evidence_dir)
+        self.outbox = OutboxReader(Path(evidence_dir) / "outbox.sqlite")
+        self.pre_roll = pre_roll
+        self.cameras = {c.name: c for c in cameras}
+        self.live = live
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, run_dir: Path | None = None,
+                    board: Any = None) -> ReviewSite:
+        """The site of ``cfg``; ``run_dir``/``board``: the live run serving it."""
+        serve = cfg.serve
+        root = Path(serve.runs_dir) if serve.runs_dir else Path(cfg.output_dir).absolute().parent
+        names = camera_names(cfg)
+        layouts = [CameraLayout.of(cfg, n, own=True) for n in names] or [CameraLayout.of(cfg, str(cfg.camera), own=False)]
+        live = LiveView(board, None if names else str(cfg.camera)) if board is not None else None
+        return cls(name=str(cfg.site_name), timezone=str(cfg.timezone), runs=SiteRuns(root, run_dir or serve.run),
+                   evidence_dir=Path(cfg.evidence.dir), pre_roll=float(cfg.evidence.pre_roll), cameras=layouts,
+                   live=live)
+
+    def alerts(self, run: Run) -> AlertBook:
+        """The run's alerts with this site's evidence."""
+        single = next(iter(self.cameras)) if len(self.cameras) == 1 and not next(iter(self.cameras.values())).own else None
+        return AlertBook(run.path, self.outbox, camera=single)
+
+    def latest_picture(self, run: Run, camera: str) -> Path | None:
+        """The camera's ``latest.jpg`` in ``run`` (its own folder on a site with ``cameras:``)."""
+        layout = self.cameras.get(camera)
+        if layout is None:
+            return None
+        return SafeFolder(run.camera_dir(camera if layout.own else None)).file("latest.jpg")
+
+    def heat_maps(self, run: Run, day: str) -> list[str]:
+        """File names of the day's heat maps in ``run`` (``heatmap_<camera>_<day>.png``)."""
+        return sorted(p.name for p in run.path.glob(f"heatmap_*_{day}.png") if run.files.file(p.name))
