@@ -1,0 +1,66 @@
+"""Serving: a real socket on loopback, the bind rules, the password from the environment only."""
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import run_cli
+from vizoflow.errors import ConfigError
+from vizoflow.review.app import create_app
+from vizoflow.review.folders import SiteRuns
+from vizoflow.review.server import PASSWORD_ENV, ReviewServer, is_loopback, listen, page_password
+from vizoflow.review.site import CameraLayout, ReviewSite
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                               ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                               ("192.168.1.20", False), ("shop.example", False)])
+def test_loopback_is_told_apart(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_binding_beyond_loopback_needs_a_password(monkeypatch):
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    with pytest.raises(ConfigError, match=f"serve.host=0.0.0.0 is not loopback: set {PASSWORD_ENV}"):
+        page_password("0.0.0.0")
+    assert page_password("127.0.0.1") is None
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    assert page_password("0.0.0.0") == "pw"
+
+
+def test_a_port_in_use_is_a_one_line_error():
+    taken = listen("127.0.0.1", 0)
+    try:
+        with pytest.raises(ConfigError, match=r"serve: cannot listen on 127\.0\.0\.1:\d+"):
+            listen("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
+
+
+def test_the_server_answers_on_a_real_socket_and_frees_it(tmp_path):
+    site = ReviewSite("shop", "UTC", SiteRuns(tmp_path), tmp_path / "segments", 10.0,
+                      [CameraLayout("till", False, {}, {}, None)])
+    with ReviewServer(create_app(site), "127.0.0.1", 0) as server:
+        with urllib.request.urlopen(server.url + "alerts", timeout=5) as reply:
+            assert reply.status == 200 and "No run of site" in reply.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + "api/events", timeout=5)
+        assert err.value.code == 404 and json.loads(err.value.read())["detail"] == "no run with outputs yet"
+        port = server.port
+    again = socket.socket()
+    again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    again.bind(("127.0.0.1", port))  # released
+    again.close()
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_an_open_bind_without_a_password_in_one_line(tmp_path):
+    result = run_cli("+site=demo", "mode=serve", "serve.host=0.0.0.0", f"hydra.run.dir={tmp_path}",
+                     env={PASSWORD_ENV: ""}, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"vizoflow: error: serve.host=0.0.0.0 is not loopback: set {PASSWORD_ENV} to protect the page "
+                     "(it shows footage of customers), or keep serve.host=127.0.0.1"]
