@@ -107,17 +107,21 @@ def inference_info(cfg: DictConfig, nodes: list[tuple[str, Any]]) -> dict[str, A
 
 
 @contextmanager
-def review_page(cfg: DictConfig, out: Path, board: StatusBoard) -> Iterator[None]:
-    """The review page beside the run while it lasts, when ``serve.port`` is set (its own run shown first)."""
+def review_page(cfg: DictConfig, out: Path, board: StatusBoard) -> Iterator[Any]:
+    """The review page beside the run while it lasts, when ``serve.port`` is set (its own run shown first).
+
+    Yields:
+        The :class:`~vizoflow.review.server.ReviewServer`, or None without ``serve.port``.
+    """
     port = OmegaConf.select(cfg, "serve.port")
     if port is None:
-        yield
+        yield None
         return
     from vizoflow.review.server import ReviewServer, review_app
 
     with ReviewServer(review_app(cfg, run_dir=out, board=board), str(cfg.serve.host), int(port)) as server:
         print(f"vizoflow: review page on {server.url}", file=sys.stderr, flush=True)
-        yield
+        yield server
 
 
 def build_source(cfg: DictConfig) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vizoflow.cameras import camera_config, camera_names
 from vizoflow.review.alerts import AlertBook, OutboxReader
@@ -50,7 +50,9 @@ class CameraLayout:
     def of(cls, cfg: DictConfig, name: str, own: bool) -> CameraLayout:
         """The layout of the camera ``name`` of ``cfg`` (its own config when ``own``)."""
         cam = camera_config(cfg, name) if own else cfg
-        plain = OmegaConf.to_container(cam, resolve=True)
+        # Only these sections are resolved: a camera's URL may come from a variable the page does not need.
+        plain = {key: OmegaConf.to_container(cam[key], resolve=True) if isinstance(cam.get(key), DictConfig | ListConfig)
+                 else cam.get(key) for key in ("zones", "lines", "frame_size", "rules", "store", "filters")}
         rules, store, filters = plain.get("rules") or {}, plain.get("store") or {}, plain.get("filters") or {}
         needs = {
             "rules.staff.zones": _names((rules.get("staff") or {}).get("zones")),
@@ -79,7 +81,11 @@ class LiveView:
         self._before: tuple[float, dict[str, float]] | None = None
 
     def cameras(self) -> dict[str, dict[str, Any]]:
-        """Camera name to ``healthy``, ``problems`` and ``fps`` (processed frames a second since the last call)."""
+        """Camera name to ``healthy``, ``problems`` and ``fps`` (processed frames a second since the last call).
+
+        A camera is unhealthy when a problem names it (``camera 'door' stalled``) or the site
+        is unhealthy for a reason that names no camera (``pipeline stuck``, ``disk low``).
+        """
         healthy, problems = self.board.health()
         numbers = self.board.cameras()
         if not numbers and self.single is not None:
@@ -91,10 +97,13 @@ class LiveView:
         fps = {}
         if before is not None and now - before[0] > 0.5:
             fps = {n: (v - before[1].get(n, 0.0)) / (now - before[0]) for n, v in processed.items()}
-        return {name: {"healthy": healthy and not any(f"'{name}'" in p for p in problems),
-                       "problems": [p for p in problems if self.single is not None or f"'{name}'" in p],
-                       "fps": round(fps[name], 1) if name in fps else None}
-                for name in numbers}
+        site_wide = [p for p in problems if self.single is not None or "camera '" not in p]
+        shown = {}
+        for name in numbers:
+            mine = [p for p in problems if self.single is None and f"camera '{name}'" in p]
+            shown[name] = {"healthy": not mine and (healthy or not site_wide), "problems": mine + site_wide,
+                           "fps": round(fps[name], 1) if name in fps else None}
+        return shown
 
 
 class ReviewSite:
