@@ -65,3 +65,13 @@ def test_alerts_join_events_with_their_clips_newest_first(tmp_path: Path):
 def test_an_unreadable_outbox_shows_events_without_clips(tmp_path: Path):
     (tmp_path / "outbox.sqlite").write_text("not a database")
     assert OutboxReader(tmp_path / "outbox.sqlite").rows() == {}
+
+
+def test_a_batch_shows_the_events_of_each_video(tmp_path: Path):
+    batch = tmp_path / "batch"
+    for video, start in [("monday", "2026-12-01T10:00:00+00:00"), ("tuesday", "2026-12-02T10:00:00+00:00")]:
+        (batch / video).mkdir(parents=True)
+        write_log(batch / video / "interactions.jsonl", [event(f"{video}-1", "end", start=start)])
+    (batch / "batch.json").write_text("[]")
+    alerts = AlertBook(batch, OutboxReader(tmp_path / "none.sqlite")).alerts()
+    assert [a.event_id for a in alerts] == ["tuesday-1", "monday-1"]

@@ -149,11 +149,21 @@ class AlertBook:
         self.outbox = outbox
         self.camera = camera
 
+    def logs(self) -> list[Path]:
+        """The run's event logs: its own, or, for a batch (``batch.json``), each video's."""
+        own = self.run_dir / "interactions.jsonl"
+        if own.is_file() or not (self.run_dir / "batch.json").is_file():
+            return [own]
+        return sorted(self.run_dir.glob("*/interactions.jsonl"))
+
     def alerts(self) -> list[Alert]:
         """Every event of the run, newest first."""
         evidence = self.outbox.rows()
+        rows = {}
+        for log_path in self.logs():
+            rows.update(read_events(log_path))
         alerts = []
-        for event_id, row in read_events(self.run_dir / "interactions.jsonl").items():
+        for event_id, row in rows.items():
             staff, customers = _people(row)
             parts = evidence.get(event_id, [])
             alerts.append(Alert(

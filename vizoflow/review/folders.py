@@ -17,7 +17,7 @@ from vizoflow.errors import ConfigError
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")  # one file name: no separators, no leading dot
 DAY_FILE = re.compile(r"^analytics_metrics_(\d{4}-\d{2}-\d{2})\.json$")
 # A folder with one of these is a run (a live run has its events log from the first event on).
-RUN_MARKERS = ("run.json", "interactions.jsonl", "events.parquet", "analytics_metrics.json")
+RUN_MARKERS = ("run.json", "batch.json", "interactions.jsonl", "events.parquet", "analytics_metrics.json")
 
 
 class SafeFolder:

@@ -153,7 +153,11 @@ class ReviewSite:
         layout = self.cameras.get(camera)
         if layout is None:
             return None
-        return SafeFolder(run.camera_dir(camera if layout.own else None)).file("latest.jpg")
+        found = SafeFolder(run.camera_dir(camera if layout.own else None)).file("latest.jpg")
+        if found is None and not layout.own:  # a batch: each video's folder has its last picture
+            videos = [p for p in run.path.glob("*/latest.jpg") if SafeFolder(p.parent).file(p.name)]
+            found = max(videos, key=lambda p: p.stat().st_mtime, default=None)
+        return found
 
     def heat_maps(self, run: Run, day: str) -> list[str]:
         """File names of the day's heat maps in ``run`` (``heatmap_<camera>_<day>.png``)."""
