@@ -106,20 +106,32 @@ def inference_info(cfg: DictConfig, nodes: list[tuple[str, Any]]) -> dict[str, A
     return info
 
 
+def serves_page(cfg: DictConfig) -> int | None:
+    """The port a run serves its review page on (``mode=run`` with ``serve.port``), checked; None: no page."""
+    if OmegaConf.select(cfg, "mode") != "run" or OmegaConf.select(cfg, "serve.port") is None:
+        return None
+    from vizoflow.review.server import serve_port
+
+    return serve_port(cfg)
+
+
 @contextmanager
 def review_page(cfg: DictConfig, out: Path, board: StatusBoard) -> Iterator[Any]:
-    """The review page beside the run while it lasts, when ``serve.port`` is set (its own run shown first).
+    """The review page beside a run while it lasts, when ``serve.port`` is set (its own run shown first).
+
+    Only ``mode=run`` serves it: a batch runs the pipeline once per video, and its videos
+    would take turns at the port.
 
     Yields:
-        The :class:`~vizoflow.review.server.ReviewServer`, or None without ``serve.port``.
+        The :class:`~vizoflow.review.server.ReviewServer`, or None.
     """
-    port = OmegaConf.select(cfg, "serve.port")
+    port = serves_page(cfg)
     if port is None:
         yield None
         return
     from vizoflow.review.server import ReviewServer, review_app
 
-    with ReviewServer(review_app(cfg, run_dir=out, board=board), str(cfg.serve.host), int(port)) as server:
+    with ReviewServer(review_app(cfg, run_dir=out, board=board), str(cfg.serve.host), port) as server:
         print(f"vizoflow: review page on {server.url}", file=sys.stderr, flush=True)
         yield server
 
@@ -227,13 +239,13 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
          services: dict[str, Any]) -> RunStats:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    serves_page(cfg)  # a wrong port or a missing password ends the run before any model loads
     if source is None and nodes is None and camera_names(cfg):
         source, nodes = build_site(cfg, services)
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph, services=services) if nodes is None else nodes
     board = StatusBoard(source, [*nodes, *services.items()], stall_seconds=cfg.status.stall_seconds)
-    watched = (bool(cfg.status.interval) or cfg.status.port is not None  # else nobody reads the board
-               or OmegaConf.select(cfg, "serve.port") is not None)
+    watched = bool(cfg.status.interval) or cfg.status.port is not None or serves_page(cfg) is not None
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)
     started = time.time()

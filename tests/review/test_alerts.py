@@ -75,3 +75,18 @@ def test_a_batch_shows_the_events_of_each_video(tmp_path: Path):
     (batch / "batch.json").write_text("[]")
     alerts = AlertBook(batch, OutboxReader(tmp_path / "none.sqlite")).alerts()
     assert [a.event_id for a in alerts] == ["tuesday-1", "monday-1"]
+
+
+def test_a_damaged_event_line_hides_only_itself(tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    good = event("good", "end")
+    lines = [json.dumps(r) for r in [good, [1, 2], "text", {"event_id": "no-start", "kind": "queue", "phase": "end"},
+                                      event("bad-details", "end", details=[1]), event("bad-duration", "end", duration="x"),
+                                      event("bad-time", "end", start="yesterday"),
+                                      event("bad-ids", "end", details={"staff_ids": "me"})]]
+    lines.append('{"event_id": "nan", "kind": "queue", "phase": "end", "start": "2026-12-05T10:00:00+00:00", '
+                 '"duration": NaN}')
+    (run / "interactions.jsonl").write_text("\n".join(lines) + "\n")
+    alerts = AlertBook(run, OutboxReader(tmp_path / "none.sqlite")).alerts()
+    assert [a.event_id for a in alerts] == ["good"]

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import write_video
 from vizoflow.evidence.outbox import Outbox
-from vizoflow.review.app import create_app, password_ok
+from vizoflow.review.app import create_app, loopback_host, password_ok
 from vizoflow.review.folders import SiteRuns
 from vizoflow.review.site import CameraLayout, ReviewSite
 
@@ -46,7 +46,7 @@ def site(tmp_path: Path) -> ReviewSite:
 
 @pytest.fixture
 def client(site: ReviewSite) -> TestClient:
-    return TestClient(create_app(site))
+    return TestClient(create_app(site), base_url="http://127.0.0.1:8765")
 
 
 def test_the_alerts_page_lists_the_event_with_its_clip_and_local_times(client: TestClient):
@@ -131,7 +131,7 @@ def basic(password: str, user: str = "manager") -> dict[str, str]:
 
 
 def test_with_a_password_every_page_clip_and_call_needs_it(site: ReviewSite):
-    client = TestClient(create_app(site, password="s3cret-pw"))
+    client = TestClient(create_app(site, password="s3cret-pw"), base_url="http://shop-pc.local:8765")
     for url in ["/alerts", "/api/events", f"/clips/{CLIP}", "/static/review.css", "/day", "/api/setup/till", "/nope"]:
         reply = client.get(url)
         assert reply.status_code == 401, url
@@ -145,3 +145,61 @@ def test_with_a_password_every_page_clip_and_call_needs_it(site: ReviewSite):
                                     "Basic " + base64.b64encode(b"u:s3cret-pwX").decode()])
 def test_malformed_or_wrong_credentials_are_refused(header):
     assert not password_ok(header, "s3cret-pw")
+
+
+@pytest.mark.parametrize(("host", "ok"), [("127.0.0.1:8765", True), ("localhost:8765", True), ("[::1]:8765", True),
+                                          ("127.0.0.1", True), ("localhost", True), ("evil.example:8765", False),
+                                          ("127.0.0.1.evil.example", False), ("", False), (None, False),
+                                          ("[::1].evil", False)])
+def test_without_a_password_only_loopback_names_are_answered(host, ok):
+    assert loopback_host(host) is ok
+
+
+def test_a_page_reached_through_another_name_is_refused_without_a_password(site: ReviewSite):
+    rebound = TestClient(create_app(site), base_url="http://attacker.example:8765")
+    reply = rebound.get("/api/events")
+    assert reply.status_code == 403 and "interaction-1" not in reply.text
+
+
+def test_the_api_names_a_bad_day_or_kind_and_keeps_to_the_day_asked(client: TestClient):
+    assert client.get("/api/events", params={"day": "yesterday"}).status_code == 422
+    assert client.get("/api/events", params={"kind": "fight"}).status_code == 422
+    empty = client.get("/api/events", params={"day": "2026-01-02"}).json()
+    assert empty["day"] == "2026-01-02" and empty["events"] == []
+
+
+def test_every_answer_is_kept_out_of_caches_and_frames(client: TestClient):
+    headers = client.get("/alerts").headers
+    assert headers["cache-control"] == "no-store" and headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_a_site_with_cameras_serves_each_cameras_heat_map(tmp_path: Path):
+    runs = tmp_path / "outputs"
+    run = runs / "r1"
+    (run / "entrance").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "analytics_metrics_2026-12-05.json").write_text("{}")
+    (run / "entrance" / "heatmap_entrance_2026-12-05.png").write_bytes(b"\x89PNG")
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG private")
+    (run / "entrance" / "heatmap_x_2026-12-05.png").symlink_to(tmp_path / "secret.png")
+    cams = [CameraLayout("entrance", True, {}, {}, None), CameraLayout("till", True, {}, {}, None)]
+    client = TestClient(create_app(ReviewSite("s", "UTC", SiteRuns(runs), tmp_path / "seg", 1.0, cams)),
+                        base_url="http://127.0.0.1")
+    assert '/runs/r1/entrance/heatmap_entrance_2026-12-05.png' in client.get("/day").text
+    assert client.get("/runs/r1/entrance/heatmap_entrance_2026-12-05.png").status_code == 200
+    assert client.get("/runs/r1/entrance/heatmap_x_2026-12-05.png").status_code == 404
+    assert client.get("/runs/r1/nope/heatmap_entrance_2026-12-05.png").status_code == 404
+
+
+def test_a_damaged_day_file_is_named_on_the_day_page(client: TestClient, site: ReviewSite):
+    run = site.runs.pick()
+    (run.path / "analytics_metrics_2026-12-05.json").write_text("{broken")
+    page = client.get("/day")
+    assert page.status_code == 200 and "cannot be read" in page.text
+
+
+def test_a_clip_removed_meanwhile_or_undecodable_gives_no_500(client: TestClient, site: ReviewSite):
+    (site.evidence.root / "segment_broken.mp4").write_bytes(b"not a video")
+    assert client.get("/thumbnails/segment_broken.mp4").status_code == 422
+    assert client.get("/thumbnails/segment_gone.mp4").status_code == 404

@@ -77,3 +77,12 @@ def test_days_come_from_the_day_files(tmp_path: Path):
                  "analytics_metrics_x.json"]:
         (run / name).write_text("{}")
     assert SiteRuns(tmp_path).pick().days() == ["2026-12-02", "2026-12-01"]
+
+
+def test_a_symlink_to_a_folder_elsewhere_is_not_a_run(tmp_path: Path):
+    root, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    make_run(root, "real")
+    make_run(tmp_path, "elsewhere")
+    (root / "linked").symlink_to(elsewhere)
+    assert [r.name for r in SiteRuns(root).runs()] == ["real"]
+    assert SiteRuns(root).pick("linked") is None

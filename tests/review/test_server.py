@@ -64,3 +64,22 @@ def test_the_cli_refuses_an_open_bind_without_a_password_in_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"vizoflow: error: serve.host=0.0.0.0 is not loopback: set {PASSWORD_ENV} to protect the page "
                      "(it shows footage of customers), or keep serve.host=127.0.0.1"]
+
+
+@pytest.mark.parametrize("port", [-1, 70000, "abc", True, 8.5])
+def test_a_port_that_is_not_a_port_is_named(port):
+    with pytest.raises(ConfigError, match="serve.port must be a port number 0-65535"):
+        listen("127.0.0.1", port)
+
+
+def test_a_run_serves_the_page_only_in_mode_run_and_checks_first(compose_cfg, monkeypatch):
+    from vizoflow.pipeline import serves_page
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    assert serves_page(compose_cfg("+site=demo", "serve.port=8765")) == 8765
+    assert serves_page(compose_cfg("+site=demo")) is None
+    assert serves_page(compose_cfg("+site=demo", "serve.port=8765", "mode=batch")) is None  # one video after another
+    with pytest.raises(ConfigError, match="serve.port must be a port number"):
+        serves_page(compose_cfg("+site=demo", "serve.port=99999"))
+    with pytest.raises(ConfigError, match="not loopback"):
+        serves_page(compose_cfg("+site=demo", "serve.port=8765", "serve.host=0.0.0.0"))

@@ -61,3 +61,19 @@ def test_ground_points_are_box_bottoms_of_trusted_boxes_of_the_camera(tmp_path: 
     points = ground_points(path, "till", scale=(0.5, 0.5))
     assert points == [{"x": 10.0, "y": 50.0, "role": "staff"}, {"x": 15.0, "y": 55.0, "role": "customer"}]
     assert len(ground_points(path, "till", limit=1)) == 1
+
+
+def test_names_yaml_would_read_as_something_else_are_quoted():
+    zones = {name: SQUARE for name in ["no", "null", "1", "on", "cashier"]}
+    loaded = yaml.safe_load(Layout(TILL, zones, {}, [320, 240]).yaml())
+    assert list(loaded["zones"]) == ["no", "null", "1", "on", "cashier"]
+
+
+def test_an_older_or_broken_tracks_table_gives_no_points(tmp_path: Path):
+    old = tmp_path / "old.parquet"
+    pl.DataFrame({"camera": ["till"], "x1": [1.0], "x2": [3.0], "y2": [9.0]}).write_parquet(old)  # no role, no trust
+    assert ground_points(old, "till") == [{"x": 2.0, "y": 9.0, "role": None}]
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    assert ground_points(tmp_path / "broken.parquet", "till") == []
+    pl.DataFrame({"frame": [1]}).write_parquet(tmp_path / "other.parquet")
+    assert ground_points(tmp_path / "other.parquet", "till") == []

@@ -155,6 +155,8 @@ class LatestFrame:
         quality: JPEG quality (0-100).
     """
 
+    needs_video = True  # a replay of the track cache has no pixels: its picture would be black
+
     def __init__(self, path: str, every_seconds: float = 5.0, quality: int = 85) -> None:
         self.path = Path(path)
         self.every_seconds = every_seconds
@@ -174,6 +176,7 @@ class LatestFrame:
         self._written = time.monotonic()
         ok, data = cv2.imencode(".jpg", self._image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
+            log.warning("could not encode the picture for %s", self.path)
             return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vizoflow.evidence.outbox import CLIP_WRITTEN, FAILED, LINKED, LOCAL, REPORTED, UPLOADED
+from vizoflow.review.folders import SafeFolder
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,33 @@ class Alert:
     clips: list[str] = field(default_factory=list)
     delivery: Delivery = field(default_factory=Delivery)
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], camera: str | None = None) -> Alert:
+        """The alert of an event's last logged phase.
+
+        Args:
+            row: One ``interactions.jsonl`` line.
+            camera: The camera's name to show instead of the row's (a one-camera site's rows name the video).
+
+        Raises:
+            ValueError: the row lacks a field the page needs or has one of the wrong type.
+        """
+        details = row.get("details") or {}
+        if not isinstance(details, dict):
+            raise ValueError("details is not a mapping")
+        start, end = str(row["start"]), str(row.get("end") or row["start"])
+        datetime.fromisoformat(start), datetime.fromisoformat(end)  # ValueError names a malformed time
+        duration = float(row.get("duration") or 0.0)
+        if not math.isfinite(duration):
+            raise ValueError(f"duration {duration}")
+        if row.get("kind") == "interaction":
+            staff, customers = _ids(details.get("staff_ids")), _ids(details.get("customer_ids"))
+        else:  # unattended: the customer; queue: the people waiting
+            staff, customers = [], _ids(row.get("track_ids"))
+        return cls(event_id=str(row["event_id"]), kind=str(row.get("kind")), camera=camera or str(row.get("camera")),
+                   start=start, end=end, duration=round(duration, 1), open=row.get("phase") != "end",
+                   staff_ids=staff, customer_ids=customers, details=details)
+
     @property
     def day(self) -> str:
         """The local day of its start (ISO times carry the site's offset)."""
@@ -65,26 +95,37 @@ class Alert:
         return data
 
 
+def _ids(value: Any) -> list[int]:
+    """Person ids of a row; ValueError unless a list of whole numbers."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"ids {value!r} are not a list")
+    return [int(v) for v in value]
+
+
 def read_events(log_path: Path) -> dict[str, dict[str, Any]]:
     """The last phase of every event in an ``interactions.jsonl``; a torn last line is skipped."""
     events: dict[str, dict[str, Any]] = {}
-    if not log_path.is_file():
-        return events
-    with open(log_path, encoding="utf-8") as fh:
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    row = json.loads(line)
+                    events[str(row["event_id"])] = row
+                except (ValueError, KeyError, TypeError, IndexError):  # a line being written, or damaged: the rest shows
+                    log.debug("%s:%d: not an event line", log_path, number)
+    except OSError as exc:  # not readable: the page shows the other logs' events
+        log.warning("cannot read %s: %s", log_path, exc)
+    return events
+    with fh:
         for number, line in enumerate(fh, 1):
             try:
                 row = json.loads(line)
                 events[str(row["event_id"])] = row
-            except (ValueError, KeyError, TypeError):  # a line being written, or damaged: the rest still shows
+            except (ValueError, KeyError, TypeError, IndexError):  # a line being written, or damaged: the rest shows
                 log.debug("%s:%d: not an event line", log_path, number)
     return events
-
-
-def _people(row: dict[str, Any]) -> tuple[list[int], list[int]]:
-    details = row.get("details") or {}
-    if row.get("kind") == "interaction":
-        return list(details.get("staff_ids") or []), list(details.get("customer_ids") or [])
-    return [], list(row.get("track_ids") or [])  # unattended: the customer; queue: the people waiting
 
 
 class OutboxReader:
@@ -150,11 +191,13 @@ class AlertBook:
         self.camera = camera
 
     def logs(self) -> list[Path]:
-        """The run's event logs: its own, or, for a batch (``batch.json``), each video's."""
-        own = self.run_dir / "interactions.jsonl"
-        if own.is_file() or not (self.run_dir / "batch.json").is_file():
-            return [own]
-        return sorted(self.run_dir.glob("*/interactions.jsonl"))
+        """The run's event logs: its own, or, for a batch (``batch.json``), each video's (symlinks out are not followed)."""
+        run = SafeFolder(self.run_dir)
+        own = run.file("interactions.jsonl")
+        if own is not None or run.file("batch.json") is None:
+            return [own] if own is not None else []
+        videos = (run.folder(p.name) for p in sorted(self.run_dir.iterdir()))
+        return [log for v in videos if v is not None and (log := SafeFolder(v).file("interactions.jsonl"))]
 
     def alerts(self) -> list[Alert]:
         """Every event of the run, newest first."""
@@ -164,12 +207,13 @@ class AlertBook:
             rows.update(read_events(log_path))
         alerts = []
         for event_id, row in rows.items():
-            staff, customers = _people(row)
+            try:
+                alert = Alert.from_row(row, self.camera)
+            except (ValueError, KeyError, TypeError) as exc:  # one damaged line never hides the other events
+                log.warning("event %s in %s cannot be shown: %s", event_id, self.run_dir, exc)
+                continue
             parts = evidence.get(event_id, [])
-            alerts.append(Alert(
-                event_id=event_id, kind=str(row.get("kind")), camera=self.camera or str(row.get("camera")),
-                start=str(row.get("start")), end=str(row.get("end")), duration=round(float(row.get("duration") or 0), 1),
-                open=row.get("phase") != "end", staff_ids=staff, customer_ids=customers,
-                details=row.get("details") or {},
-                clips=[Path(p["segment_path"]).name for p in parts], delivery=delivery_of(parts)))
+            alert.clips = [Path(p["segment_path"]).name for p in parts]
+            alert.delivery = delivery_of(parts)
+            alerts.append(alert)
         return sorted(alerts, key=lambda a: (a.start, a.event_id), reverse=True)

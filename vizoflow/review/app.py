@@ -3,8 +3,10 @@
 Pages: alerts (a day's events with their clips), day (charts and heat maps), cameras
 (latest frame with zones and lines, health), set-up (draw zones and lines, get YAML).
 Under them a JSON API (``/api/...``). Clips are served with HTTP Range (browsers seek).
-With a password every request needs it (HTTP Basic; any user name). Every asset is
-local: no CDN.
+With a password every request needs it (HTTP Basic; any user name); without one, only
+requests addressed to this machine by a loopback name are answered, so a web page in
+the manager's browser cannot read the footage through a DNS name pointed at 127.0.0.1.
+Every asset is local: no CDN.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import cv2
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,21 +30,23 @@ from pydantic import BaseModel
 from vizoflow.errors import ConfigError, SourceError
 from vizoflow.review.alerts import Alert
 from vizoflow.review.charts import DayCharts
-from vizoflow.review.folders import Run, SafeFolder
+from vizoflow.review.folders import Run
 from vizoflow.review.pictures import Thumbnails, draw_layout, jpeg
-from vizoflow.review.setup import Layout, ground_points
+from vizoflow.review.server import is_loopback
+from vizoflow.review.setup import GroundPoints, Layout
 from vizoflow.review.site import ReviewSite
 from vizoflow.zones import Zones
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("interaction", "unattended", "queue")
-SECURITY_HEADERS = {
+SECURITY_HEADERS = MappingProxyType({
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",  # footage and alerts stay out of shared caches
     # Scripts only from this server; the charts are inline SVG with inline styles.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
-}
+})
 
 
 class DrawnLayout(BaseModel):
@@ -61,6 +68,19 @@ def password_ok(header: str | None, password: str) -> bool:
     return hmac.compare_digest(given.encode(), password.encode())
 
 
+def loopback_host(header: str | None) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name or address (any port)."""
+    host = (header or "").strip().lower()
+    if host.startswith("["):  # [::1]:8765
+        address, _, port = host[1:].partition("]")
+    elif host.count(":") == 1:  # 127.0.0.1:8765
+        address, _, port = host.partition(":")
+        port = ":" + port
+    else:
+        address, port = host, ""
+    return (port == "" or (port[:1] == ":" and port[1:].isdigit())) and is_loopback(address)
+
+
 def local_time(iso: str) -> str:
     """``2026-12-05T06:46:00.438+00:00`` as ``06:46:00`` (ISO times carry the site's offset)."""
     try:
@@ -69,24 +89,53 @@ def local_time(iso: str) -> str:
         return iso
 
 
+def _day(value: str | None) -> str | None:
+    """A ``YYYY-MM-DD`` query value; 422 when malformed."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise HTTPException(422, f"day must be YYYY-MM-DD, got {value!r}") from None
+
+
+class AlertQuery:
+    """One run's alerts filtered for a page or the API: read once per request."""
+
+    def __init__(self, site: ReviewSite, run: Run) -> None:
+        self.alerts = site.alerts(run).alerts()
+        self.days = sorted({a.day for a in self.alerts} | set(run.days()), reverse=True)
+        self.cameras = sorted({a.camera for a in self.alerts})
+
+    def shown(self, day: str, camera: str | None, kind: str | None) -> list[Alert]:
+        """The alerts of ``day`` (all days when empty), of ``camera`` and ``kind`` when given."""
+        return [a for a in self.alerts if (not day or a.day == day) and (not camera or a.camera == camera)
+                and (not kind or a.kind == kind)]
+
+
 def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
     """The web app over ``site``; with ``password`` every request needs it.
 
     Args:
         site: The site's runs, evidence and cameras.
-        password: The page's password (``VIZO_UI_PASSWORD``); None: no password (loopback only).
+        password: The page's password (``VIZO_UI_PASSWORD``); None: no password, loopback names only.
     """
     app = FastAPI(title=f"vizoflow review: {site.name}", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["clock"] = local_time
     thumbnails = Thumbnails(at_seconds=site.pre_roll)
+    ground = GroundPoints()
+    zone = ZoneInfo(site.timezone)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if password is not None and not password_ok(request.headers.get("authorization"), password):
-            response: Response = Response("password required\n", 401, media_type="text/plain",
-                                          headers={"WWW-Authenticate": 'Basic realm="vizoflow", charset="UTF-8"'})
+        if password is None and not loopback_host(request.headers.get("host")):
+            response: Response = Response("this page answers only on 127.0.0.1 or localhost without a password\n",
+                                          403, media_type="text/plain")
+        elif password is not None and not password_ok(request.headers.get("authorization"), password):
+            response = Response("password required\n", 401, media_type="text/plain",
+                                headers={"WWW-Authenticate": 'Basic realm="vizoflow", charset="UTF-8"'})
         else:
             response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
@@ -98,13 +147,10 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
             raise HTTPException(404, f"no run {name}" if name else "no run with outputs yet")
         return run
 
-    def events(run: Run, day: str | None, camera: str | None, kind: str | None) -> tuple[list[Alert], list[str], str]:
-        alerts = site.alerts(run).alerts()
-        days = sorted({a.day for a in alerts} | set(run.days()), reverse=True)
-        chosen = day if day in days else (days[0] if days else "")
-        shown = [a for a in alerts if (not chosen or a.day == chosen) and (not camera or a.camera == camera)
-                 and (not kind or a.kind == kind)]
-        return shown, days, chosen
+    def camera_of(name: str) -> str:
+        if name not in site.cameras:
+            raise HTTPException(404, f"no camera {name}")
+        return name
 
     def page(request: Request, name: str, run: Run | None, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {
@@ -123,19 +169,23 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
                     kind: str | None = None) -> HTMLResponse:
         chosen_run = site.runs.pick(run)
         if chosen_run is None:
-            return page(request, "alerts.html", None, alerts=[], days=[], day="", camera=camera, kind=kind, cameras=[])
-        shown, days, chosen = events(chosen_run, day, camera, kind)
-        cameras = sorted({a.camera for a in site.alerts(chosen_run).alerts()})
-        return page(request, "alerts.html", chosen_run, alerts=[a.to_json() for a in shown], days=days, day=chosen,
-                    camera=camera, kind=kind, kinds=KINDS, cameras=cameras)
+            return page(request, "alerts.html", None)
+        query = AlertQuery(site, chosen_run)
+        chosen = day if day in query.days else (query.days[0] if query.days else "")
+        return page(request, "alerts.html", chosen_run, alerts=[a.to_json() for a in query.shown(chosen, camera, kind)],
+                    days=query.days, day=chosen, camera=camera, kind=kind, kinds=KINDS, cameras=query.cameras)
 
     @app.get("/api/events")
     def api_events(run: str | None = None, day: str | None = None, camera: str | None = None,
                    kind: str | None = None) -> JSONResponse:
+        """A day's events (``day``; default: the newest day with events or figures)."""
+        if kind is not None and kind not in KINDS:
+            raise HTTPException(422, f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         chosen_run = run_of(run)
-        shown, _, chosen = events(chosen_run, day, camera, kind)
+        query = AlertQuery(site, chosen_run)
+        chosen = _day(day) or (query.days[0] if query.days else "")
         return JSONResponse({"site": site.name, "run": chosen_run.name, "day": chosen, "timezone": site.timezone,
-                             "events": [a.to_json() for a in shown]})
+                             "events": [a.to_json() for a in query.shown(chosen, camera, kind)]})
 
     @app.get("/api/runs")
     def api_runs() -> JSONResponse:
@@ -163,9 +213,18 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
         chosen_run = site.runs.pick(run)
         days = chosen_run.days() if chosen_run else []
         chosen = day if day in days else (days[0] if days else "")
-        charts = DayCharts(chosen_run.path / f"analytics_metrics_{chosen}.json").all() if chosen else []
-        heat = [f"/runs/{chosen_run.name}/{n}" for n in site.heat_maps(chosen_run, chosen)] if chosen else []
-        return page(request, "day.html", chosen_run, days=days, day=chosen, charts=charts, heat_maps=heat)
+        charts, problem = [], None
+        if chosen:
+            path = chosen_run.files.file(f"analytics_metrics_{chosen}.json")
+            try:
+                if path is None:
+                    raise ValueError(f"analytics_metrics_{chosen}.json cannot be read")
+                charts = DayCharts.read(path).all()
+            except ValueError as exc:
+                problem = str(exc)
+        heat = [f"/runs/{chosen_run.name}/{camera}/{name}" if camera else f"/runs/{chosen_run.name}/{name}"
+                for camera, name in site.heat_maps(chosen_run, chosen)] if chosen else []
+        return page(request, "day.html", chosen_run, days=days, day=chosen, charts=charts, heat_maps=heat, problem=problem)
 
     @app.get("/runs/{run}/{name}")
     def run_picture(run: str, name: str) -> FileResponse:
@@ -174,11 +233,13 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
             raise HTTPException(404, "no such picture")
         return FileResponse(path, media_type="image/png")
 
-    def camera_image(run: Run, camera: str) -> Path:
-        path = site.latest_picture(run, camera)
+    @app.get("/runs/{run}/{camera}/{name}")
+    def camera_run_picture(run: str, camera: str, name: str) -> FileResponse:
+        layout = site.cameras.get(camera)
+        path = run_of(run).camera_files(camera).file(name, (".png",)) if layout is not None and layout.own else None
         if path is None:
-            raise HTTPException(404, f"no picture of camera {camera} in run {run.name}")
-        return path
+            raise HTTPException(404, "no such picture")
+        return FileResponse(path, media_type="image/png")
 
     @app.get("/cameras", response_class=HTMLResponse)
     def cameras_page(request: Request, run: str | None = None) -> HTMLResponse:
@@ -187,21 +248,19 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
         rows = []
         for name, layout in site.cameras.items():
             picture = site.latest_picture(chosen_run, name) if chosen_run else None
-            rows.append({"name": name, "layout": layout, "picture": picture is not None,
-                         "age": datetime.fromtimestamp(picture.stat().st_mtime).isoformat(" ", "seconds") if picture else None,
+            taken = datetime.fromtimestamp(picture.stat().st_mtime, zone).isoformat(" ", "seconds") if picture else None
+            rows.append({"name": name, "layout": layout, "picture": picture is not None, "age": taken,
                          "live": live.get(name)})
-        info = SafeFolder(chosen_run.path).file("run.json") if chosen_run else None
-        return page(request, "cameras.html", chosen_run, cameras=rows, run_info=_run_info(info))
+        return page(request, "cameras.html", chosen_run, cameras=rows,
+                    run_info=_run_info(chosen_run.files.file("run.json")) if chosen_run else {})
 
     @app.get("/api/cameras/{camera}/picture")
     def camera_picture(camera: str, run: str | None = None, layout: bool = True) -> Response:
         chosen_run = run_of(run)
-        path = camera_image(chosen_run, camera)
-        import cv2
-
-        image = cv2.imread(str(path))
+        path = site.latest_picture(chosen_run, camera_of(camera))
+        image = cv2.imread(str(path)) if path is not None else None
         if image is None:
-            raise HTTPException(422, "the camera's picture cannot be read")
+            raise HTTPException(404, f"no picture of camera {camera} in run {chosen_run.name}")
         if layout:
             cam = site.cameras[camera]
             try:
@@ -212,48 +271,28 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
 
     @app.get("/setup", response_class=HTMLResponse)
     def setup_page(request: Request, run: str | None = None, camera: str | None = None) -> HTMLResponse:
-        chosen_run = site.runs.pick(run)
         name = camera if camera in site.cameras else next(iter(site.cameras))
-        return page(request, "setup.html", chosen_run, camera=name, cameras=list(site.cameras))
-
-    def frame_size(run: Run | None, camera: str) -> tuple[list[int], tuple[float, float]]:
-        """The size the page draws on (the configured one, else the picture's) and video px -> drawn px."""
-        import cv2
-
-        layout = site.cameras[camera]
-        picture = site.latest_picture(run, camera) if run else None
-        image = cv2.imread(str(picture)) if picture else None
-        seen = [image.shape[1], image.shape[0]] if image is not None else None
-        drawn = layout.frame_size or seen or [1280, 720]
-        scale = (drawn[0] / seen[0], drawn[1] / seen[1]) if seen else (1.0, 1.0)
-        return list(drawn), scale
+        return page(request, "setup.html", site.runs.pick(run), camera=name, cameras=list(site.cameras))
 
     @app.get("/api/setup/{camera}")
     def api_setup(camera: str, run: str | None = None) -> JSONResponse:
-        if camera not in site.cameras:
-            raise HTTPException(404, f"no camera {camera}")
+        layout = site.cameras[camera_of(camera)]
         chosen_run = site.runs.pick(run)
-        layout = site.cameras[camera]
-        size, scale = frame_size(chosen_run, camera)
-        tracks = next((p for r in site.runs.runs() if (p := r.files.file("tracks.parquet"))), None)
-        points = ground_points(tracks, camera, scale) if tracks else []
+        size, scale = site.drawn_size(chosen_run, camera)
         picture = f"/api/cameras/{camera}/picture?layout=false&run={chosen_run.name}" if (
             chosen_run and site.latest_picture(chosen_run, camera)) else None
         return JSONResponse({"camera": camera, "frame_size": size, "zones": layout.zones, "lines": layout.lines,
-                             "points": points, "picture": picture, "needs": layout.needs})
+                             "points": ground.get(site.newest_tracks(), camera, scale), "picture": picture,
+                             "needs": layout.needs})
 
     @app.post("/api/setup/{camera}/yaml")
     def api_setup_yaml(camera: str, drawn: DrawnLayout, run: str | None = None) -> JSONResponse:
-        if camera not in site.cameras:
-            raise HTTPException(404, f"no camera {camera}")
         try:
-            layout = Layout(site.cameras[camera], drawn.zones, drawn.lines, drawn.frame_size)
+            layout = Layout(site.cameras[camera_of(camera)], drawn.zones, drawn.lines, drawn.frame_size)
         except ConfigError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
-        chosen_run = site.runs.pick(run)
-        _, scale = frame_size(chosen_run, camera)
-        tracks = next((p for r in site.runs.runs() if (p := r.files.file("tracks.parquet"))), None)
-        points = ground_points(tracks, camera, scale) if tracks else []
+        _, scale = site.drawn_size(site.runs.pick(run), camera)
+        points = ground.get(site.newest_tracks(), camera, scale)
         return JSONResponse({"ok": not layout.missing(), "yaml": layout.yaml(), "warnings": layout.warnings(points),
                              "inside": layout.inside(points)})
 
@@ -270,4 +309,4 @@ def _run_info(path: Path | None) -> dict[str, Any]:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {"status": info.get("status"), "fps": info.get("fps"), "frames": info.get("frames")}
+    return {"status": info.get("status"), "fps": info.get("fps"), "frames": info.get("frames")} if isinstance(info, dict) else {}

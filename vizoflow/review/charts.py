@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HOURS = list(range(24))
+HOURS = tuple(range(24))
 
 
 @dataclass
@@ -24,17 +25,30 @@ class Chart:
     svg: str | None
 
 
-def _hour(key: str) -> int:
-    """The hour of an hourly key ``YYYY-MM-DDTHH:MM+hh:mm``."""
-    return int(key[11:13])
+def _series(hourly: Any, value: Callable[[dict[str, Any]], Any], counts: bool = True) -> list[float]:
+    """24 values from an ``hourly`` section keyed ``YYYY-MM-DDTHH:MM+hh:mm``.
 
-
-def _series(hourly: dict[str, Any], value) -> list[float]:
+    The hour repeated when clocks go back has two keys (two offsets): counts add up, a
+    mean or median (``counts=False``) shows the larger of the two. Malformed keys and
+    rows are left out.
+    """
     values = [0.0] * 24
-    for key, row in (hourly or {}).items():
-        got = value(row)
-        values[_hour(key)] = float(got) if got is not None else 0.0
+    for key, row in (hourly if isinstance(hourly, dict) else {}).items():
+        try:
+            got = value(row) if isinstance(row, dict) else None
+            hour = int(str(key)[11:13])
+            got = float(got) if got is not None else 0.0
+            values[hour] = values[hour] + got if counts else max(values[hour], got)
+        except (ValueError, TypeError, IndexError, AttributeError):
+            continue
     return values
+
+
+def _section(data: Any, *keys: str) -> dict[str, Any]:
+    """``data[k1][k2]...`` when each is a mapping, else empty (a damaged file draws what it can)."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
 
 
 def _svg(title: str, unit: str, bars: dict[str, list[float]]) -> str:
@@ -62,43 +76,62 @@ def _svg(title: str, unit: str, bars: dict[str, list[float]]) -> str:
 
 
 class DayCharts:
-    """The charts of one day's analytics file (``analytics_metrics_<day>.json``)."""
+    """The charts of one day's analytics file (``analytics_metrics_<day>.json``).
 
-    def __init__(self, path: Path) -> None:
-        self.day = json.loads(Path(path).read_text(encoding="utf-8"))
+    Args:
+        day: The file's content.
+    """
+
+    def __init__(self, day: dict[str, Any]) -> None:
+        self.day = day
+
+    @classmethod
+    def read(cls, path: Path) -> DayCharts:
+        """The charts of the file at ``path``.
+
+        Raises:
+            ValueError: the file cannot be read or is not an analytics file (names it).
+        """
+        try:
+            day = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{Path(path).name} cannot be read: {exc}") from None
+        if not isinstance(day, dict):
+            raise ValueError(f"{Path(path).name} is not an analytics file")
+        return cls(day)
 
     def footfall(self) -> Chart:
         """People in and out over the counting lines, per hour."""
-        lines = (self.day.get("footfall_metrics") or {}).get("lines") or {}
+        lines = _section(self.day, "footfall_metrics", "lines")
         if not lines:
             return Chart("footfall", "Footfall", None)
         bars = {}
         for direction in ("in", "out"):
-            per_line = [_series(line.get("hourly"), lambda r, d=direction: r.get(d)) for line in lines.values()]
+            per_line = [_series(_section(line, "hourly"), lambda r, d=direction: r.get(d)) for line in lines.values()]
             bars[direction] = [sum(v) for v in zip(*per_line)]
         return Chart("footfall", "Footfall: people in and out over " + ", ".join(lines), _svg("Footfall", "people", bars))
 
     def occupancy(self) -> Chart:
         """Mean people in each zone per hour."""
-        zones = (self.day.get("occupancy_metrics") or {}).get("zones") or {}
-        bars = {name: _series((z.get("all") or {}).get("hourly"), lambda r: r.get("mean")) for name, z in zones.items()}
+        zones = _section(self.day, "occupancy_metrics", "zones")
+        bars = {name: _series(_section(z, "all", "hourly"), lambda r: r.get("mean"), counts=False) for name, z in zones.items()}
         if not bars:
             return Chart("occupancy", "Occupancy", None)
         return Chart("occupancy", "Occupancy: mean people per zone", _svg("Occupancy", "people (mean)", bars))
 
     def service(self) -> Chart:
         """Median wait and service time per hour (customers in the service zones)."""
-        hourly = (self.day.get("service_metrics") or {}).get("hourly") or {}
+        hourly = _section(self.day, "service_metrics", "hourly")
         if not hourly:
             return Chart("service", "Service", None)
-        bars = {"wait": _series(hourly, lambda r: (r.get("wait") or {}).get("median_seconds")),
-                "service": _series(hourly, lambda r: (r.get("service") or {}).get("median_seconds"))}
+        bars = {"wait": _series(hourly, lambda r: _section(r, "wait").get("median_seconds"), counts=False),
+                "service": _series(hourly, lambda r: _section(r, "service").get("median_seconds"), counts=False)}
         return Chart("service", "Waiting and service times (median)", _svg("Wait and service", "seconds", bars))
 
     def queues(self) -> Chart:
         """Queue events and interactions started per hour."""
-        summary = next(iter((self.day.get("daily_summary") or {}).values()), {}) or {}
-        hourly = summary.get("hourly") or {}
+        summary = next(iter(_section(self.day, "daily_summary").values()), {})
+        hourly = _section(summary, "hourly")
         if not hourly:
             return Chart("events", "Events", None)
         bars = {kind: _series(hourly, lambda r, k=kind: r.get(k)) for kind in ("interactions", "unattended", "queues")}

@@ -37,7 +37,7 @@ class SafeFolder:
             name: A plain file name (letters, digits, ``.``, ``_``, ``-``; no leading dot).
             suffixes: Allowed endings (e.g. ``(".mp4",)``); empty: any.
         """
-        if not NAME.match(name) or ".." in name or (suffixes and not name.endswith(suffixes)):
+        if not NAME.fullmatch(name) or ".." in name or (suffixes and not name.endswith(suffixes)):
             return None
         try:
             root = self.root.resolve(strict=True)
@@ -50,7 +50,7 @@ class SafeFolder:
 
     def folder(self, name: str) -> Path | None:
         """The sub-folder ``name`` (a plain name), or None."""
-        if not NAME.match(name) or ".." in name:
+        if not NAME.fullmatch(name) or ".." in name:
             return None
         try:
             root = self.root.resolve(strict=True)
@@ -77,12 +77,18 @@ class Run:
         found = {m.group(1) for p in self.path.glob("analytics_metrics_*.json") if (m := DAY_FILE.match(p.name))}
         return sorted(found, reverse=True)
 
-    def camera_dir(self, camera: str | None) -> Path:
-        """Where a camera's own files are: the run folder, or ``<run>/<camera>`` on a site with ``cameras:``."""
+    def camera_files(self, camera: str | None) -> SafeFolder:
+        """A camera's own files: the run folder, or ``<run>/<camera>`` on a site with ``cameras:``."""
         if camera is None:
-            return self.path
+            return self.files
         folder = self.files.folder(camera)
-        return folder if folder is not None else self.path / "__none__"
+        return SafeFolder(folder) if folder is not None else SafeFolder(self.path / ".none")
+
+    def sub_folders(self) -> list[Path]:
+        """The run's own sub-folders (a batch's videos, a site's cameras); symlinks out are left out."""
+        if not self.path.is_dir():
+            return []
+        return [f for p in sorted(self.path.iterdir()) if (f := self.files.folder(p.name)) is not None]
 
 
 class SiteRuns:
@@ -113,8 +119,9 @@ class SiteRuns:
         found = {}
         if self.root.root.is_dir():
             for path in self.root.root.iterdir():
-                if NAME.match(path.name) and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
-                    found[path.name] = Run(path.name, path)
+                folder = self.root.folder(path.name)  # a symlink to a folder elsewhere is not a run of this site
+                if folder is not None and any(SafeFolder(folder).file(m) for m in RUN_MARKERS):
+                    found[path.name] = Run(path.name, folder)
         if self._pinned is not None:
             found[self._pinned.name] = self._pinned
         return sorted(found.values(), key=lambda r: r.name, reverse=True)

@@ -7,13 +7,13 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import supervision as sv
 
 from vizoflow.errors import SourceError
 from vizoflow.nodes.annotate import Annotator
-from vizoflow.video import decode
 from vizoflow.zones import Zones
 
 
@@ -27,11 +27,38 @@ def jpeg(image: np.ndarray, width: int | None = None, quality: int = 80) -> byte
     return data.tobytes()
 
 
+def still(clip: Path, at_seconds: float) -> np.ndarray:
+    """The frame ``at_seconds`` into ``clip`` (its last, if shorter), decoding from the keyframe before it.
+
+    Clips keep their video's own times, so ``at_seconds`` counts from the clip's first frame.
+
+    Raises:
+        SourceError: the clip cannot be opened or decoded, or has no picture.
+    """
+    try:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            first = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            target = first + at_seconds
+            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            chosen = None
+            for frame in container.decode(stream):
+                chosen = frame
+                if frame.time is not None and frame.time >= target - 1e-3:
+                    break
+            if chosen is None:
+                raise SourceError(f"no picture in {clip.name}")
+            return chosen.to_ndarray(format="bgr24")
+    except (av.error.FFmpegError, IndexError, OSError) as exc:
+        raise SourceError(f"cannot read {clip.name}: {exc}") from None
+
+
 class Thumbnails:
     """A still per clip: the frame where its event starts (after the pre-roll), cached.
 
-    Decoding a clip up to its pre-roll costs tens of milliseconds; an alerts page shows
-    dozens, so the newest ``size`` thumbnails are kept, keyed by file and modification time.
+    An alerts page shows dozens, so the newest ``size`` thumbnails are kept, keyed by file
+    and modification time, and one is made at a time: a page full of new alerts must not
+    take the cores from a live run in the same process.
 
     Args:
         at_seconds: Where in the clip the still is taken (``evidence.pre_roll``); a shorter clip gives its last frame.
@@ -45,28 +72,24 @@ class Thumbnails:
         self.size = size
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()  # the web server's worker threads share the cache
+        self._making = threading.Lock()  # one decode at a time
 
     def get(self, clip: Path) -> bytes:
         """The clip's thumbnail as JPEG.
 
         Raises:
-            SourceError: the clip cannot be decoded.
+            SourceError: the clip is gone or cannot be decoded.
         """
-        key = (str(clip), clip.stat().st_mtime_ns)
+        try:
+            key = (str(clip), clip.stat().st_mtime_ns)
+        except OSError:
+            raise SourceError(f"{clip.name} is gone") from None
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        still = None
-        frames = decode(clip)
-        try:
-            for _, seconds, image in frames:
-                still = image
-                if seconds >= self.at_seconds:
-                    break
-        finally:
-            frames.close()  # the container closes now, not when the generator is collected
-        data = jpeg(still, self.width)  # decode() raises on a clip with no frame, so a still is set
+        with self._making:
+            data = jpeg(still(clip, self.at_seconds), self.width)
         with self._lock:
             self._cache[key] = data
             while len(self._cache) > self.size:

@@ -53,17 +53,19 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``.
 
     Raises:
-        ConfigError: the address cannot be bound (in use, not this machine's); names it.
+        ConfigError: the port is not 0-65535, or the address cannot be bound (in use, not this machine's); names it.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"serve.port must be a port number 0-65535, got {port!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(64)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # in use, not this machine's address, or a host name that does not resolve
         sock.close()
-        raise ConfigError(f"serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"serve: cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     return sock
 
 
@@ -119,6 +121,22 @@ class ReviewServer:
         self.sock.close()
 
 
+def serve_port(cfg: DictConfig, default: int | None = None) -> int | None:
+    """``serve.port`` checked (``default`` when null), after the password rule for ``serve.host``.
+
+    A run calls this before loading any model, so a wrong port or a missing password
+    ends it at once, in one line.
+
+    Raises:
+        ConfigError: the port is not 0-65535, or the host is not loopback and no password is set.
+    """
+    page_password(str(cfg.serve.host))
+    port = cfg.serve.port if cfg.serve.port is not None else default
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise ConfigError(f"serve.port must be a port number 0-65535, got {port!r}")
+    return port
+
+
 def review_app(cfg: DictConfig, run_dir: Path | None = None, board: Any = None) -> Any:
     """The app for ``cfg``'s site, with the password checked against ``serve.host``."""
     from vizoflow.review.app import create_app
@@ -132,9 +150,8 @@ def serve(cfg: DictConfig) -> None:
     """``mode=serve``: the review page over the site's runs until Ctrl-C."""
     import signal
 
-    app = review_app(cfg)
-    port = DEFAULT_PORT if cfg.serve.port is None else int(cfg.serve.port)
-    server = ReviewServer(app, str(cfg.serve.host), port)
+    port = serve_port(cfg, DEFAULT_PORT)
+    server = ReviewServer(review_app(cfg), str(cfg.serve.host), port)
     stopped = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stopped.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

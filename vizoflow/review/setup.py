@@ -10,17 +10,22 @@ falls in is named.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from vizoflow.analytics.footfall import Line
 from vizoflow.cameras import NAME
 from vizoflow.errors import ConfigError
 from vizoflow.review.site import CameraLayout
 from vizoflow.zones import Zones
+
+log = logging.getLogger(__name__)
 
 MAX_POINTS = 3000  # ground points sent to the page: enough to see where people stand
 
@@ -29,6 +34,10 @@ def ground_points(tracks: Path, camera: str, scale: tuple[float, float] = (1.0, 
                   limit: int = MAX_POINTS) -> list[dict[str, Any]]:
     """Bottom-centres of the camera's trusted boxes in a ``tracks.parquet``, evenly thinned to ``limit``.
 
+    Only the thinned rows are read (a run of days has millions). A table without the
+    columns (an older run) or one that cannot be read gives no points, with a warning:
+    the page still draws.
+
     Args:
         tracks: The table.
         camera: Its ``camera`` value to keep.
@@ -36,16 +45,62 @@ def ground_points(tracks: Path, camera: str, scale: tuple[float, float] = (1.0, 
         limit: Most points returned.
 
     Returns:
-        ``{"x", "y", "role"}`` per point.
+        ``{"x", "y", "role"}`` per point (``role`` None where the table has none).
     """
     import polars as pl
 
-    table = (pl.scan_parquet(tracks).filter((pl.col("camera") == camera) & pl.col("trusted").fill_null(True))
-             .select(((pl.col("x1") + pl.col("x2")) / 2 * scale[0]).round(1).alias("x"),
-                     (pl.col("y2") * scale[1]).round(1).alias("y"), pl.col("role")).collect())
-    if table.height > limit:
-        table = table.gather_every(-(-table.height // limit))
+    try:
+        columns = pl.read_parquet_schema(tracks)
+        if not {"camera", "x1", "x2", "y2"} <= set(columns):
+            log.warning("%s has no box columns: no ground points shown", tracks)
+            return []
+        trusted = pl.col("trusted").fill_null(True) if "trusted" in columns else pl.lit(True)
+        role = pl.col("role") if "role" in columns else pl.lit(None, dtype=pl.String)
+        rows = pl.scan_parquet(tracks).filter((pl.col("camera") == camera) & trusted)
+        count = rows.select(pl.len()).collect().item()
+        table = (rows.gather_every(max(1, -(-count // limit)))
+                 .select(((pl.col("x1") + pl.col("x2")) / 2 * scale[0]).round(1).alias("x"),
+                         (pl.col("y2") * scale[1]).round(1).alias("y"), role.alias("role")).collect())
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        log.warning("cannot read ground points from %s: %s", tracks, exc)
+        return []
     return table.to_dicts()
+
+
+class GroundPoints:
+    """Ground points per camera from a site's newest tracks table, kept until the table changes.
+
+    Args:
+        limit: Most points per camera.
+    """
+
+    def __init__(self, limit: int = MAX_POINTS) -> None:
+        self.limit = limit
+        self._cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()  # the server's worker threads share it
+
+    def get(self, tracks: Path | None, camera: str, scale: tuple[float, float]) -> list[dict[str, Any]]:
+        """The points of ``camera`` in ``tracks`` (None: no table, no points)."""
+        if tracks is None:
+            return []
+        try:
+            key = (str(tracks), tracks.stat().st_mtime_ns, camera, scale)
+        except OSError:
+            return []
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        points = ground_points(tracks, camera, scale, self.limit)
+        with self._lock:
+            if len(self._cache) >= 16:
+                self._cache.clear()
+            self._cache[key] = points
+        return points
+
+
+def _key(name: str) -> str:
+    """A YAML mapping key that reads back as the string ``name`` (``no``, ``null``, ``1`` are quoted)."""
+    return name if yaml.safe_load(name) == name else json.dumps(name)
 
 
 def _number(value: Any) -> float | int:
@@ -133,7 +188,7 @@ class Layout:
         out = ["cameras:", f"  {self.camera.name}:"] if self.camera.own else []
         out.append(f"{pad}frame_size: {json.dumps(self.frame_size)}   # the frames these were drawn on")
         out.append(f"{pad}zones:" + ("" if self.zones else " {}"))
-        out += [f"{pad}  {name}: {json.dumps(points)}" for name, points in self.zones.items()]
+        out += [f"{pad}  {_key(name)}: {json.dumps(points)}" for name, points in self.zones.items()]
         out.append(f"{pad}lines:" + ("" if self.lines else " {}"))
-        out += [f"{pad}  {name}: {json.dumps(points)}" for name, points in self.lines.items()]
+        out += [f"{pad}  {_key(name)}: {json.dumps(points)}" for name, points in self.lines.items()]
         return "\n".join(out) + "\n"

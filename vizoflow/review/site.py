@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vizoflow.cameras import camera_config, camera_names
+from vizoflow.evidence.service import OUTBOX_NAME
 from vizoflow.review.alerts import AlertBook, OutboxReader
 from vizoflow.review.folders import Run, SafeFolder, SiteRuns
 
@@ -69,40 +72,54 @@ class CameraLayout:
 class LiveView:
     """A running pipeline's health and speed per camera, for the cameras page.
 
+    Speed is frames processed a second over the last ``window`` seconds of looks at the
+    page (any viewer's), and the average since the start until a second look comes.
+
     Args:
         board: The run's :class:`~vizoflow.status.StatusBoard`.
         single: The camera's name on a one-camera site (its numbers are the site's).
+        window: Seconds of samples the speed is measured over.
     """
 
-    def __init__(self, board: Any, single: str | None = None) -> None:
+    def __init__(self, board: Any, single: str | None = None, window: float = 30.0) -> None:
         self.board = board
         self.single = single
+        self.window = window
         self._lock = threading.Lock()
-        self._before: tuple[float, dict[str, float]] | None = None
+        self._samples: deque[tuple[float, dict[str, float]]] = deque()
 
-    def cameras(self) -> dict[str, dict[str, Any]]:
-        """Camera name to ``healthy``, ``problems`` and ``fps`` (processed frames a second since the last call).
-
-        A camera is unhealthy when a problem names it (``camera 'door' stalled``) or the site
-        is unhealthy for a reason that names no camera (``pipeline stuck``, ``disk low``).
-        """
-        healthy, problems = self.board.health()
-        numbers = self.board.cameras()
-        if not numbers and self.single is not None:
-            numbers = {self.single: self.board.snapshot()}
-        processed = {name: float(row.get("frames_processed", 0.0)) for name, row in numbers.items()}
+    def _fps(self, processed: dict[str, float], uptime: float) -> dict[str, float]:
         now = time.monotonic()
         with self._lock:
-            before, self._before = self._before, (now, processed)
-        fps = {}
-        if before is not None and now - before[0] > 0.5:
-            fps = {n: (v - before[1].get(n, 0.0)) / (now - before[0]) for n, v in processed.items()}
+            self._samples.append((now, processed))
+            while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+                self._samples.popleft()  # keep one sample at least `window` old
+            then, before = self._samples[0]
+        if now - then >= 1.0:
+            return {n: (v - before.get(n, 0.0)) / (now - then) for n, v in processed.items()}
+        return {n: v / uptime for n, v in processed.items()} if uptime > 0 else {}
+
+    def cameras(self) -> dict[str, dict[str, Any]]:
+        """Camera name to ``healthy``, ``problems`` and ``fps``.
+
+        A camera is unhealthy when a problem names it (``camera 'door' stalled``) or the site
+        is unhealthy for a reason that names no camera (``pipeline stuck``, ``disk low``);
+        "degraded" notes (a backlog, frames dropped) are shown but keep it healthy.
+        """
+        healthy, problems = self.board.health()
+        snapshot = self.board.snapshot()
+        numbers = self.board.cameras()
+        if not numbers and self.single is not None:
+            numbers = {self.single: snapshot}
+        fps = self._fps({n: float(row.get("frames_processed", 0.0)) for n, row in numbers.items()},
+                        float(snapshot.get("uptime_seconds", 0.0)))
         site_wide = [p for p in problems if self.single is not None or "camera '" not in p]
+        serious = [p for p in site_wide if not p.startswith("degraded")]
         shown = {}
         for name in numbers:
             mine = [p for p in problems if self.single is None and f"camera '{name}'" in p]
-            shown[name] = {"healthy": not mine and (healthy or not site_wide), "problems": mine + site_wide,
-                           "fps": round(fps[name], 1) if name in fps else None}
+            shown[name] = {"healthy": not any(not p.startswith("degraded") for p in mine) and (healthy or not serious),
+                           "problems": mine + site_wide, "fps": round(fps[name], 1) if name in fps else None}
         return shown
 
 
@@ -125,7 +142,7 @@ class ReviewSite:
         self.timezone = timezone
         self.runs = runs
         self.evidence = SafeFolder(evidence_dir)
-        self.outbox = OutboxReader(Path(evidence_dir) / "outbox.sqlite")
+        self.outbox = OutboxReader(Path(evidence_dir) / OUTBOX_NAME)
         self.pre_roll = pre_roll
         self.cameras = {c.name: c for c in cameras}
         self.live = live
@@ -149,16 +166,35 @@ class ReviewSite:
         return AlertBook(run.path, self.outbox, camera=single)
 
     def latest_picture(self, run: Run, camera: str) -> Path | None:
-        """The camera's ``latest.jpg`` in ``run`` (its own folder on a site with ``cameras:``)."""
+        """The camera's ``latest.jpg`` in ``run`` (its own folder on a site with ``cameras:``; a batch: its newest video's)."""
         layout = self.cameras.get(camera)
         if layout is None:
             return None
-        found = SafeFolder(run.camera_dir(camera if layout.own else None)).file("latest.jpg")
-        if found is None and not layout.own:  # a batch: each video's folder has its last picture
-            videos = [p for p in run.path.glob("*/latest.jpg") if SafeFolder(p.parent).file(p.name)]
+        found = run.camera_files(camera if layout.own else None).file("latest.jpg")
+        if found is None and not layout.own:
+            videos = [p for v in run.sub_folders() if (p := SafeFolder(v).file("latest.jpg"))]
             found = max(videos, key=lambda p: p.stat().st_mtime, default=None)
         return found
 
-    def heat_maps(self, run: Run, day: str) -> list[str]:
-        """File names of the day's heat maps in ``run`` (``heatmap_<camera>_<day>.png``)."""
-        return sorted(p.name for p in run.path.glob(f"heatmap_*_{day}.png") if run.files.file(p.name))
+    def heat_maps(self, run: Run, day: str) -> list[tuple[str | None, str]]:
+        """The day's heat maps in ``run`` as ``(camera folder or None, file name)`` (``heatmap_<camera>_<day>.png``)."""
+        found = []
+        for camera, layout in self.cameras.items():
+            folder = run.camera_files(camera if layout.own else None)
+            names = sorted(p.name for p in folder.root.glob(f"heatmap_*_{day}.png") if folder.file(p.name))
+            found += [(camera if layout.own else None, name) for name in names]
+        return sorted(set(found), key=lambda f: (f[0] or "", f[1]))
+
+    def newest_tracks(self) -> Path | None:
+        """The newest run's ``tracks.parquet`` (where people stood)."""
+        return next((p for r in self.runs.runs() if (p := r.files.file("tracks.parquet"))), None)
+
+    def drawn_size(self, run: Run | None, camera: str) -> tuple[list[int], tuple[float, float]]:
+        """The size the set-up page draws on (the configured one, else the picture's), and video px -> drawn px."""
+        layout = self.cameras[camera]
+        picture = self.latest_picture(run, camera) if run else None
+        image = cv2.imread(str(picture)) if picture else None
+        seen = [image.shape[1], image.shape[0]] if image is not None else None
+        drawn = layout.frame_size or seen or [1280, 720]
+        scale = (drawn[0] / seen[0], drawn[1] / seen[1]) if seen else (1.0, 1.0)
+        return list(drawn), scale

@@ -127,7 +127,7 @@
     const body = JSON.stringify({ zones: state.zones, lines: state.lines, frame_size: state.size });
     const reply = await fetch(`/api/setup/${encodeURIComponent(camera)}/yaml?run=${encodeURIComponent(run)}`,
       { method: "POST", headers: { "Content-Type": "application/json" }, body });
-    const data = await reply.json();
+    const data = await reply.json().catch(() => ({ error: `the server answered ${reply.status}` }));
     $("warnings").replaceChildren(...(data.warnings || []).map((w) => Object.assign(document.createElement("li"), { textContent: w })));
     if (!reply.ok) { status(`not valid: ${data.error || reply.status}`); $("yaml").value = ""; return; }
     $("yaml").value = data.yaml;
@@ -135,10 +135,14 @@
       : "the zones are valid, but the site's rules name zones that are not drawn (below)");
   });
 
-  fetch(`/api/setup/${encodeURIComponent(camera)}?run=${encodeURIComponent(run)}`).then((r) => r.json()).then((data) => {
-    Object.assign(state, { size: data.frame_size, zones: data.zones, lines: data.lines, points: data.points,
-                           picture: data.picture });
-    root.dataset.ready = "true";
-    draw();
-  });
+  fetch(`/api/setup/${encodeURIComponent(camera)}?run=${encodeURIComponent(run)}`)
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`the server answered ${r.status}`))))
+    .then((data) => {
+      Object.assign(state, { size: data.frame_size, zones: data.zones, lines: data.lines, points: data.points,
+                             picture: data.picture });
+      if (!data.picture) status("no picture of this camera yet: a run writes latest.jpg every 5 s");
+      root.dataset.ready = "true";
+      draw();
+    })
+    .catch((err) => status(`cannot load this camera's layout: ${err.message}`));
 })();
