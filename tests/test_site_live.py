@@ -75,18 +75,27 @@ def cameras(tmp_path: Path):
     checkout.kill()
 
 
+def page_cameras(port: int) -> dict[str, dict]:
+    """The review page's cameras (``/api/cameras``) by name; empty while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/cameras", timeout=3) as r:
+            return {c["name"]: c for c in json.loads(r.read())["cameras"]}
+    except OSError:
+        return {}
+
+
 def test_store42_runs_two_cameras_in_one_process_and_survives_losing_one(cameras, tmp_path):
     entrance, checkout = cameras
     env = {**os.environ, "STORE42_ENTRANCE_URL": entrance.url, "STORE42_CHECKOUT_URL": checkout.url,
            "YOLO_OFFLINE": "1"}
     env.pop("VIZO_UPLOAD_URL", None)
     env.pop("VIZO_INCIDENT_URL", None)
-    port = free_port()
+    port, page_port = free_port(), free_port()
     log = (tmp_path / "console.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "vizoflow", "+site=store42", f"output_dir={tmp_path}/out",
                              f"evidence.dir={tmp_path}/segments", "evidence.upload_url=null",
                              "evidence.incident_url=null", f"status.port={port}", "status.interval=1",
-                             "source.stall_seconds=2", "source.backoff_max=2"],
+                             "source.stall_seconds=2", "source.backoff_max=2", f"serve.port={page_port}"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: health(port)[0] == 200 and all(
@@ -97,6 +106,9 @@ def test_store42_runs_two_cameras_in_one_process_and_survives_losing_one(cameras
         code, body = wait_for(lambda: (h := health(port))[0] == 503 and h, 30, "unhealthy during the outage")
         assert any(p.startswith("camera 'checkout' stalled") for p in body["problems"]), body
         assert not any("entrance" in p for p in body["problems"]), body
+        page = wait_for(lambda: (c := page_cameras(page_port)) and not c["checkout"]["live"]["healthy"] and c, 30,
+                        "the review page shows the checkout camera unhealthy")
+        assert page["entrance"]["live"]["healthy"] and page["entrance"]["picture_url"], page  # its latest picture
         during = processed_rate(port, "entrance", 5)
         assert during >= 0.8 * before, (before, during)  # the live camera is not held up by the dead one
         stalled_at = camera_metric(port, "frames_processed", "checkout")

@@ -106,6 +106,9 @@ def test_the_cameras_page_draws_zones_on_the_latest_picture(client: TestClient):
     plain = client.get("/api/cameras/till/picture", params={"layout": "false"})
     assert drawn.headers["content-type"] == "image/jpeg" and drawn.content != plain.content
     assert client.get("/api/cameras/nope/picture").status_code == 404
+    (camera,) = client.get("/api/cameras").json()["cameras"]
+    assert camera["name"] == "till" and camera["picture_url"].startswith("/api/cameras/till/picture")
+    assert camera["live"] is None and "counter" in camera["zones"]  # no live run serves this page
 
 
 def test_the_setup_api_checks_and_returns_yaml(client: TestClient):

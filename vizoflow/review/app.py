@@ -241,18 +241,31 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
             raise HTTPException(404, "no such picture")
         return FileResponse(path, media_type="image/png")
 
-    @app.get("/cameras", response_class=HTMLResponse)
-    def cameras_page(request: Request, run: str | None = None) -> HTMLResponse:
-        chosen_run = site.runs.pick(run)
+    def camera_rows(run: Run | None) -> list[dict[str, Any]]:
         live = site.live.cameras() if site.live is not None else {}
         rows = []
         for name, layout in site.cameras.items():
-            picture = site.latest_picture(chosen_run, name) if chosen_run else None
+            picture = site.latest_picture(run, name) if run else None
             taken = datetime.fromtimestamp(picture.stat().st_mtime, zone).isoformat(" ", "seconds") if picture else None
             rows.append({"name": name, "layout": layout, "picture": picture is not None, "age": taken,
                          "live": live.get(name)})
-        return page(request, "cameras.html", chosen_run, cameras=rows,
+        return rows
+
+    @app.get("/cameras", response_class=HTMLResponse)
+    def cameras_page(request: Request, run: str | None = None) -> HTMLResponse:
+        chosen_run = site.runs.pick(run)
+        return page(request, "cameras.html", chosen_run, cameras=camera_rows(chosen_run),
                     run_info=_run_info(chosen_run.files.file("run.json")) if chosen_run else {})
+
+    @app.get("/api/cameras")
+    def api_cameras(run: str | None = None) -> JSONResponse:
+        """Each camera's zones, lines, picture and, while a run serves the page, health and speed."""
+        chosen_run = site.runs.pick(run)
+        return JSONResponse({"cameras": [
+            {"name": row["name"], "zones": row["layout"].zones, "lines": row["layout"].lines,
+             "frame_size": row["layout"].frame_size, "picture_taken": row["age"], "live": row["live"],
+             "picture_url": f"/api/cameras/{row['name']}/picture?run={chosen_run.name}" if row["picture"] else None}
+            for row in camera_rows(chosen_run)]})
 
     @app.get("/api/cameras/{camera}/picture")
     def camera_picture(camera: str, run: str | None = None, layout: bool = True) -> Response:
