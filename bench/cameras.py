@@ -235,6 +235,12 @@ def wait_processing(runs: Sequence[Running], timeout: float = START_TIMEOUT) -> 
         time.sleep(1)
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end this script as Ctrl-C does, through its ``finally`` blocks, so the
+    vizoflow processes and RTSP cameras it started are stopped, not orphaned."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def stop_vizoflow(runs: Sequence[Running], timeout: float = 120.0) -> list[int]:
     """SIGTERM all, wait for each (killed after ``timeout``); their exit codes."""
     for run in runs:
@@ -457,6 +463,7 @@ def main() -> None:
     parser.add_argument("--settings", default="default,today", help=f"comma-separated, of {', '.join(SETTINGS)}")
     parser.add_argument("--ways", default="one process", help=f"comma-separated, of {', '.join(WAYS)}")
     args = parser.parse_args()
+    exit_on_sigterm()
     settings, ways = args.settings.split(","), args.ways.split(",")
     unknown = [s for s in settings if s not in SETTINGS] + [w for w in ways if w not in WAYS]
     if unknown:

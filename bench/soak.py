@@ -61,6 +61,7 @@ from bench.cameras import (  # noqa: E402
     CameraPool,
     Running,
     StartFailed,
+    exit_on_sigterm,
     read_metrics,
     start_vizoflow,
     stop_vizoflow,
@@ -297,6 +298,7 @@ def main() -> None:
                                                  "(default: a temporary folder)")
     parser.add_argument("overrides", nargs="*", help="more vizoflow overrides, e.g. rules.unattended.seconds=10")
     args = parser.parse_args()
+    exit_on_sigterm()
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="soak-")) if args.out is None else args.out.resolve()
