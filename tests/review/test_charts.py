@@ -65,3 +65,19 @@ def test_a_damaged_day_file_is_named_or_drawn_as_far_as_it_goes(tmp_path: Path):
                                                                          HOUR.format(10): {"in": 2}}}}},
                      "occupancy_metrics": [1], "service_metrics": {"hourly": "x"}})
     assert odd.footfall().svg is not None and odd.occupancy().svg is None and odd.service().svg is None
+
+
+def test_charts_are_drawn_again_only_when_the_day_file_changes(tmp_path: Path):
+    from vizoflow.review.charts import ChartCache
+
+    path = day_file(tmp_path, footfall_metrics={"lines": {"door": {"hourly": {HOUR.format(9): {"in": 1}}}}})
+    cache = ChartCache()
+    first = cache.get(path)
+    assert cache.get(path) is first
+    path.write_text(json.dumps({}))
+    import os
+
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert cache.get(path)[0].svg is None
+    with pytest.raises(ValueError, match="cannot be read"):
+        cache.get(tmp_path / "analytics_metrics_2026-01-01.json")

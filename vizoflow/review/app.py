@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from vizoflow.errors import ConfigError, SourceError
 from vizoflow.review.alerts import Alert
-from vizoflow.review.charts import DayCharts
+from vizoflow.review.charts import ChartCache
 from vizoflow.review.folders import Run
 from vizoflow.review.pictures import Thumbnails, draw_layout, jpeg
 from vizoflow.review.server import is_loopback
@@ -125,6 +125,7 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
     templates.env.filters["clock"] = local_time
     thumbnails = Thumbnails(at_seconds=site.pre_roll)
     ground = GroundPoints()
+    day_charts = ChartCache()
     zone = ZoneInfo(site.timezone)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -219,7 +220,7 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
             try:
                 if path is None:
                     raise ValueError(f"analytics_metrics_{chosen}.json cannot be read")
-                charts = DayCharts.read(path).all()
+                charts = day_charts.get(path)
             except ValueError as exc:
                 problem = str(exc)
         heat = [f"/runs/{chosen_run.name}/{camera}/{name}" if camera else f"/runs/{chosen_run.name}/{name}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,37 @@ class DayCharts:
     def all(self) -> list[Chart]:
         """Every chart of the day, in page order."""
         return [self.footfall(), self.occupancy(), self.service(), self.queues()]
+
+
+class ChartCache:
+    """A day's charts, drawn once per version of its file (matplotlib takes about 0.2 s a chart;
+    a live run rewrites the day file every ``store.publish_seconds``).
+
+    Args:
+        size: Day files kept.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._charts: dict[tuple[str, int], list[Chart]] = {}
+        self._lock = threading.Lock()  # the server's worker threads share it
+
+    def get(self, path: Path) -> list[Chart]:
+        """The charts of the day file at ``path``.
+
+        Raises:
+            ValueError: the file cannot be read or is not an analytics file.
+        """
+        try:
+            key = (str(path), path.stat().st_mtime_ns)
+        except OSError as exc:
+            raise ValueError(f"{path.name} cannot be read: {exc}") from None
+        with self._lock:
+            if key in self._charts:
+                return self._charts[key]
+        charts = DayCharts.read(path).all()
+        with self._lock:
+            if len(self._charts) >= self.size:
+                self._charts.clear()
+            self._charts[key] = charts
+        return charts
