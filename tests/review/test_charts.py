@@ -1,4 +1,5 @@
 import json
+import os
 import re
 from pathlib import Path
 
@@ -75,8 +76,6 @@ def test_charts_are_drawn_again_only_when_the_day_file_changes(tmp_path: Path):
     first = cache.get(path)
     assert cache.get(path) is first
     path.write_text(json.dumps({}))
-    import os
-
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert cache.get(path)[0].svg is None
     with pytest.raises(ValueError, match="cannot be read"):
