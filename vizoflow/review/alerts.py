@@ -118,14 +118,6 @@ def read_events(log_path: Path) -> dict[str, dict[str, Any]]:
     except OSError as exc:  # not readable: the page shows the other logs' events
         log.warning("cannot read %s: %s", log_path, exc)
     return events
-    with fh:
-        for number, line in enumerate(fh, 1):
-            try:
-                row = json.loads(line)
-                events[str(row["event_id"])] = row
-            except (ValueError, KeyError, TypeError, IndexError):  # a line being written, or damaged: the rest shows
-                log.debug("%s:%d: not an event line", log_path, number)
-    return events
 
 
 class OutboxReader:
