@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from vizoflow.errors import ConfigError
+from vizoflow.errors import ConfigError, VizoflowError
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,24 @@ def page_password(host: str) -> str | None:
     return password
 
 
+def check_port(port: Any) -> int:
+    """``port`` if it is a port number (0: any free one).
+
+    Raises:
+        ConfigError: it is not a whole number 0-65535.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"serve.port must be a port number 0-65535, got {port!r}")
+    return port
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``.
 
     Raises:
         ConfigError: the port is not 0-65535, or the address cannot be bound (in use, not this machine's); names it.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"serve.port must be a port number 0-65535, got {port!r}")
+    check_port(port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -132,9 +142,7 @@ def serve_port(cfg: DictConfig, default: int | None = None) -> int | None:
     """
     page_password(str(cfg.serve.host))
     port = cfg.serve.port if cfg.serve.port is not None else default
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
-        raise ConfigError(f"serve.port must be a port number 0-65535, got {port!r}")
-    return port
+    return None if port is None else check_port(port)
 
 
 def review_app(cfg: DictConfig, run_dir: Path | None = None, board: Any = None) -> Any:
@@ -162,3 +170,5 @@ def serve(cfg: DictConfig) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not stopped.is_set():
+        raise VizoflowError("the review page's server stopped on its own (see the log above)")
