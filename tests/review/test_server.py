@@ -83,3 +83,39 @@ def test_a_run_serves_the_page_only_in_mode_run_and_checks_first(compose_cfg, mo
         serves_page(compose_cfg("+site=demo", "serve.port=99999"))
     with pytest.raises(ConfigError, match="not loopback"):
         serves_page(compose_cfg("+site=demo", "serve.port=8765", "serve.host=0.0.0.0"))
+
+
+@pytest.mark.slow
+def test_mode_serve_serves_until_ctrl_c(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    run = tmp_path / "outputs" / "demo" / "2026-12-05_10-00-00"
+    run.mkdir(parents=True)
+    (run / "interactions.jsonl").write_text(json.dumps({
+        "event_id": "q1", "kind": "queue", "phase": "end", "camera": "video", "track_ids": [3, 4],
+        "start": "2026-12-05T10:00:00+00:00", "end": "2026-12-05T10:00:09+00:00", "duration": 9.0}) + "\n")
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    env.pop(PASSWORD_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "vizoflow", "+site=demo", "mode=serve", "serve.port=0",
+                             f"serve.runs_dir={run.parent}", f"hydra.run.dir={tmp_path}/serve"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, url = time.monotonic() + 60, None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(r"review page of site 'demo' on (http://\S+) ", proc.stdout.readline())
+            url = found.group(1) if found else None
+        assert url is not None, "mode=serve printed no address"
+        with urllib.request.urlopen(url + "api/events", timeout=10) as reply:
+            assert [e["event_id"] for e in json.load(reply)["events"]] == ["q1"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
