@@ -89,6 +89,7 @@ def test_a_run_serves_the_page_only_in_mode_run_and_checks_first(compose_cfg, mo
 def test_mode_serve_serves_until_ctrl_c(tmp_path):
     import os
     import re
+    import select
     import signal
     import subprocess
     import sys
@@ -109,6 +110,8 @@ def test_mode_serve_serves_until_ctrl_c(tmp_path):
     try:
         deadline, url = time.monotonic() + 60, None
         while url is None and time.monotonic() < deadline and proc.poll() is None:
+            if not select.select([proc.stdout], [], [], 1.0)[0]:  # never block past the deadline
+                continue
             found = re.search(r"review page of site 'demo' on (http://\S+) ", proc.stdout.readline())
             url = found.group(1) if found else None
         assert url is not None, "mode=serve printed no address"
