@@ -1,13 +1,22 @@
 """Serving: a real socket on loopback, the bind rules, the password from the environment only."""
 
+import contextlib
 import json
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from vizoflow.errors import ConfigError
 from vizoflow.review.app import create_app
 from vizoflow.review.folders import SiteRuns
@@ -87,16 +96,6 @@ def test_a_run_serves_the_page_only_in_mode_run_and_checks_first(compose_cfg, mo
 
 @pytest.mark.slow
 def test_mode_serve_serves_until_ctrl_c(tmp_path):
-    import os
-    import re
-    import select
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ROOT
-
     run = tmp_path / "outputs" / "demo" / "2026-12-05_10-00-00"
     run.mkdir(parents=True)
     (run / "interactions.jsonl").write_text(json.dumps({
@@ -108,12 +107,13 @@ def test_mode_serve_serves_until_ctrl_c(tmp_path):
                              f"serve.runs_dir={run.parent}", f"hydra.run.dir={tmp_path}/serve"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        lines: queue.Queue[str] = queue.Queue()  # read by a thread: the wait below never blocks past its deadline
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
         deadline, url = time.monotonic() + 60, None
         while url is None and time.monotonic() < deadline and proc.poll() is None:
-            if not select.select([proc.stdout], [], [], 1.0)[0]:  # never block past the deadline
-                continue
-            found = re.search(r"review page of site 'demo' on (http://\S+) ", proc.stdout.readline())
-            url = found.group(1) if found else None
+            with contextlib.suppress(queue.Empty):
+                found = re.search(r"review page of site 'demo' on (http://\S+) ", lines.get(timeout=1.0))
+                url = found.group(1) if found else None
         assert url is not None, "mode=serve printed no address"
         with urllib.request.urlopen(url + "api/events", timeout=10) as reply:
             assert [e["event_id"] for e in json.load(reply)["events"]] == ["q1"]
