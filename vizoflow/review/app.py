@@ -296,7 +296,7 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
         picture = f"/api/cameras/{camera}/picture?layout=false&run={chosen_run.name}" if (
             chosen_run and site.latest_picture(chosen_run, camera)) else None
         return JSONResponse({"camera": camera, "frame_size": size, "zones": layout.zones, "lines": layout.lines,
-                             "points": ground.get(site.newest_tracks(), camera, scale), "picture": picture,
+                             "points": ground.get(site.tracks(chosen_run), camera, scale), "picture": picture,
                              "needs": layout.needs})
 
     @app.post("/api/setup/{camera}/yaml")
@@ -305,8 +305,9 @@ def create_app(site: ReviewSite, password: str | None = None) -> FastAPI:
             layout = Layout(site.cameras[camera_of(camera)], drawn.zones, drawn.lines, drawn.frame_size)
         except ConfigError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=422)
-        _, scale = site.drawn_size(site.runs.pick(run), camera)
-        points = ground.get(site.newest_tracks(), camera, scale)
+        chosen_run = site.runs.pick(run)
+        _, scale = site.drawn_size(chosen_run, camera)
+        points = ground.get(site.tracks(chosen_run), camera, scale)
         return JSONResponse({"ok": not layout.missing(), "yaml": layout.yaml(), "warnings": layout.warnings(points),
                              "inside": layout.inside(points)})
 
