@@ -86,3 +86,13 @@ def test_a_symlink_to_a_folder_elsewhere_is_not_a_run(tmp_path: Path):
     (root / "linked").symlink_to(elsewhere)
     assert [r.name for r in SiteRuns(root).runs()] == ["real"]
     assert SiteRuns(root).pick("linked") is None
+
+
+def test_a_live_run_is_a_run_from_its_first_picture_on(tmp_path: Path):
+    one = tmp_path / "2026-12-05_09-00-00"
+    one.mkdir()
+    (one / "latest.jpg").write_bytes(b"jpg")
+    several = tmp_path / "2026-12-05_10-00-00"
+    (several / "entrance").mkdir(parents=True)
+    (several / "entrance" / "latest.jpg").write_bytes(b"jpg")
+    assert [r.name for r in SiteRuns(tmp_path).runs()] == ["2026-12-05_10-00-00", "2026-12-05_09-00-00"]

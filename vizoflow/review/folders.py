@@ -16,8 +16,9 @@ from vizoflow.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")  # one file name: no separators, no leading dot
 DAY_FILE = re.compile(r"^analytics_metrics_(\d{4}-\d{2}-\d{2})\.json$")
-# A folder with one of these is a run (a live run has its events log from the first event on).
-RUN_MARKERS = ("run.json", "batch.json", "interactions.jsonl", "events.parquet", "analytics_metrics.json")
+# A folder with one of these is a run. A live run writes its first picture within seconds
+# (latest.jpg; in <camera>/ with several cameras), its events log from the first event on.
+RUN_MARKERS = ("run.json", "batch.json", "interactions.jsonl", "events.parquet", "analytics_metrics.json", "latest.jpg")
 
 
 class SafeFolder:
@@ -91,6 +92,12 @@ class Run:
         return [f for p in sorted(self.path.iterdir()) if (f := self.files.folder(p.name)) is not None]
 
 
+def _is_run(run: Run) -> bool:
+    """Whether a folder holds a run's outputs (a live one's first picture may be in a camera's folder)."""
+    return (any(run.files.file(m) for m in RUN_MARKERS)
+            or any(SafeFolder(sub).file("latest.jpg") for sub in run.sub_folders()))
+
+
 class SiteRuns:
     """The run folders of one site, newest first; the review page shows one at a time.
 
@@ -120,7 +127,7 @@ class SiteRuns:
         if self.root.root.is_dir():
             for path in self.root.root.iterdir():
                 folder = self.root.folder(path.name)  # a symlink to a folder elsewhere is not a run of this site
-                if folder is not None and any(SafeFolder(folder).file(m) for m in RUN_MARKERS):
+                if folder is not None and _is_run(Run(path.name, folder)):
                     found[path.name] = Run(path.name, folder)
         if self._pinned is not None:
             found[self._pinned.name] = self._pinned
