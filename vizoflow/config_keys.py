@@ -59,7 +59,7 @@ NULLABLE: dict[str, type] = {
     "rules.interaction.update_seconds": float, "rules.unattended.update_seconds": float,
     "rules.queue.update_seconds": float, "evidence.retention.max_age_hours": float,
     "evidence.retention.max_total_gb": float, "status.port": int, "batch.ray_cpus": int,
-    "source.start_time": float, "detect.fps": float, "tracker.embed_refresh_seconds": float,
+    "source.start_time": float, "detect.fps": float, "tracker.embed_refresh_seconds": float, "serve.port": int,
 }
 
 WHAT = {bool: "true or false", int: "a whole number", float: "a number"}
