@@ -239,13 +239,13 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
          services: dict[str, Any]) -> RunStats:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    serves_page(cfg)  # a wrong port or a missing password ends the run before any model loads
+    page_port = serves_page(cfg)  # a wrong port or a missing password ends the run before any model loads
     if source is None and nodes is None and camera_names(cfg):
         source, nodes = build_site(cfg, services)
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph, services=services) if nodes is None else nodes
     board = StatusBoard(source, [*nodes, *services.items()], stall_seconds=cfg.status.stall_seconds)
-    watched = bool(cfg.status.interval) or cfg.status.port is not None or serves_page(cfg) is not None
+    watched = bool(cfg.status.interval) or cfg.status.port is not None or page_port is not None
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)
     started = time.time()
