@@ -15,7 +15,7 @@ import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
-from vizoflow.nodes.filters import CHANGE, AppearanceChange, PersonFilter
+from vizoflow.nodes.filters import CHANGE, AppearanceChange, PersonFilter, cells_in_front
 
 IMAGE = np.zeros((400, 600, 3), np.uint8)  # 240000 px
 ZONES = {"poster": [[500, 0], [600, 0], [600, 400], [500, 400]]}
@@ -189,6 +189,46 @@ def test_a_rack_occluded_by_an_untracked_passer_by_is_not_trusted_either():
     got = trusted_over(PersonFilter(**MEASURED), filmed(180, 7, people=[passer_by(s) for s in starts],
                                                                   boxes=lambda t: {1: RACK_BOX}))
     assert not any(g[1] for g in got)
+
+
+@pytest.mark.parametrize("cover", [(90.0, 110.0, 160.0, 235.0), (90.0, 150.0, 135.0, 235.0)],
+                         ids=["whole", "lower left part"])
+def test_a_mannequin_someone_stands_in_front_of_is_not_trusted_the_person_is(cover):
+    # caviar-shop-front: a shopper walked in front of a mannequin whose score is good; the pixels
+    # in its box changed for as long as she was there, and that was her life, not its own
+    def shopper(img: np.ndarray, t: float) -> None:  # 4 s in front of it (5-9 s), hands moving
+        if 5.0 <= t < 9.0:
+            x1, y1, x2, y2 = (int(v) for v in cover)
+            img[y1:y2, x1:x2] = 90.0
+            hand = int(round((y1 + y2) / 2 + 20 * math.sin(2 * math.pi * t / 1.1)))
+            img[hand:hand + 12, x1:x2] = 200.0
+
+    def boxes(t: float) -> dict[int, tuple[float, float, float, float]]:
+        return {1: RACK_BOX, 2: cover} if 5.0 <= t < 9.0 else {1: RACK_BOX}
+
+    got = trusted_over(PersonFilter(**MEASURED), filmed(20, 7, people=[shopper], boxes=boxes))
+    assert not any(g[1] for g in got)
+    assert any(g.get(2) for g in got)
+
+
+def test_a_cashier_half_hidden_by_a_customer_in_front_is_still_trusted():
+    customer = (290.0, 160.0, 340.0, 240.0)  # stands in front of the till, covering her lower left
+
+    def standing(img: np.ndarray, t: float) -> None:
+        img[160:240, 290:340] = 120.0
+
+    at = first_trusted(PersonFilter(**MEASURED), filmed(20, 7, people=[cashier, standing],
+                                                        boxes=lambda t: {2: PERSON_BOX, 3: customer}), 2)
+    assert at is not None and at <= 4.0
+
+
+def test_only_cells_under_a_box_nearer_the_camera_are_hidden():
+    box = np.array([0.0, 0.0, 80.0, 160.0], np.float32)  # 8 x 16 cells of 10 px
+    front = np.array([[0.0, 80.0, 40.0, 170.0]], np.float32)  # its bottom is lower: in front, the lower left quarter
+    behind = np.array([[0.0, 80.0, 40.0, 150.0]], np.float32)  # its bottom is higher: behind
+    hidden = cells_in_front(box, front)
+    assert hidden.shape == (16, 8) and hidden.sum() == 32 and hidden[8:, :4].all()
+    assert not cells_in_front(box, behind).any()
 
 
 def test_a_rack_someone_lingered_at_is_not_alive_for_ever_waiting_for_a_good_score():

@@ -99,6 +99,15 @@ def test_a_second_box_on_the_same_body_takes_the_person_over_when_the_first_is_l
     assert seen[-1][2] != seen[0][1]
 
 
+def test_two_boxes_born_on_one_body_at_once_keep_their_own_persons():
+    # caviar-shop-front: tracks 1 and 2 start on one body at the same look, track 1 is lost
+    # after one look; neither box came first, so track 2 stays who it was (no extra switch)
+    body, upper = (80, 200, 120, 300), (82, 205, 118, 260)
+    stream = [twin_frame(0, {1: body, 2: upper})] + [twin_frame(i, {2: upper}) for i in range(1, 10)]
+    seen = persons(PersonIdentity(), stream)
+    assert seen[-1][2] == seen[0][2] != seen[0][1]
+
+
 def test_a_young_tracklet_seen_elsewhere_never_takes_a_lost_person_over():
     # track 2 starts 60 px beside track 1, walks into its place when track 1 is lost
     stream = [twin_frame(i, {1: (80, 200, 120, 300)}) for i in range(10)]
