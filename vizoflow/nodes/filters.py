@@ -29,10 +29,10 @@ The two tests guard each other. Someone lingering behind a rack for longer than
 ``life_seconds`` makes its pixels change (the left rack of caviar-shop-front, with a
 shopper walking behind it for 3 s): then only the score keeps it out. Someone tracked
 *in front* of it does not: the cells their box covers are left out of the comparison
-(see :class:`AppearanceChange`). A rack that the detector likes (score median 0.54 for a jacket on a rack in
-ucf-clothing-table) is kept out by its pixels. And a person who stands truly still,
-back to the camera, shows no more life than a rack: the pixel test trusts them only
-once they shift (docs/events.md has the numbers).
+(see :class:`AppearanceChange`). A rack that the detector likes (score median 0.54 for
+a jacket on a rack in ucf-clothing-table) is kept out by its pixels. And a person who
+stands truly still, back to the camera, shows no more life than a rack: the pixel test
+trusts them only once they shift (docs/trust.md has the numbers).
 
 The older test, "an edge of the box moved 5% of its height on 5 frames", no longer
 decides: it missed still people on big, steady boxes (a cashier and a customer at a
