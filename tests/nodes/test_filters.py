@@ -191,8 +191,9 @@ def test_a_rack_occluded_by_an_untracked_passer_by_is_not_trusted_either():
     assert not any(g[1] for g in got)
 
 
-@pytest.mark.parametrize("cover", [(90.0, 110.0, 160.0, 235.0), (90.0, 150.0, 135.0, 235.0)],
-                         ids=["whole", "lower left part"])
+@pytest.mark.parametrize("cover", [(90.0, 110.0, 160.0, 235.0), (90.0, 150.0, 135.0, 235.0),
+                                   (90.0, 150.0, 133.0, 235.0)],
+                         ids=["whole", "lower left part", "an edge through a cell"])
 def test_a_mannequin_someone_stands_in_front_of_is_not_trusted_the_person_is(cover):
     # caviar-shop-front: a shopper walked in front of a mannequin whose score is good; the pixels
     # in its box changed for as long as she was there, and that was her life, not its own
@@ -226,9 +227,14 @@ def test_only_cells_under_a_box_nearer_the_camera_are_hidden():
     box = np.array([0.0, 0.0, 80.0, 160.0], np.float32)  # 8 x 16 cells of 10 px
     front = np.array([[0.0, 80.0, 40.0, 170.0]], np.float32)  # its bottom is lower: in front, the lower left quarter
     behind = np.array([[0.0, 80.0, 40.0, 150.0]], np.float32)  # its bottom is higher: behind
-    hidden = cells_in_front(box, front)
+    hidden = cells_in_front(box, front, (640, 480))
     assert hidden.shape == (16, 8) and hidden.sum() == 32 and hidden[8:, :4].all()
-    assert not cells_in_front(box, behind).any()
+    assert not cells_in_front(box, behind, (640, 480)).any()
+    partly = np.array([[0.0, 80.0, 41.0, 170.0]], np.float32)  # a sliver of the fifth column too
+    assert cells_in_front(box, partly, (640, 480))[8:, :5].all()
+    assert not cells_in_front(box, np.zeros((0, 4), np.float32), (640, 480)).any()
+    # a box half off the image: its cells are those of the part grey_patch sees
+    assert cells_in_front(np.array([-80.0, 0.0, 80.0, 160.0], np.float32), front, (640, 480)).sum() == 32
 
 
 def test_a_rack_someone_lingered_at_is_not_alive_for_ever_waiting_for_a_good_score():

@@ -83,17 +83,23 @@ def has_pixels(image: np.ndarray | None) -> bool:
     return image is not None and image.size > 0 and all(s != 0 for s in image.strides[:2])
 
 
+def pixel_box(box: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` as whole pixels inside an image of ``size`` (width, height), at least one pixel wide and high."""
+    w, h = size
+    x1 = min(max(int(math.floor(box[0])), 0), w - 1)
+    y1 = min(max(int(math.floor(box[1])), 0), h - 1)
+    x2 = min(max(int(math.ceil(box[2])), x1 + 1), w)
+    y2 = min(max(int(math.ceil(box[3])), y1 + 1), h)
+    return x1, y1, x2, y2
+
+
 def grey_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     """The box's pixels as a :data:`PATCH` grid of grey levels (float32), None when the box is off the image.
 
     Area averaging to a fixed small grid makes the measure independent of the box's size
     and averages away most of the camera's pixel noise.
     """
-    h, w = image.shape[:2]
-    x1 = min(max(int(math.floor(box[0])), 0), w - 1)
-    y1 = min(max(int(math.floor(box[1])), 0), h - 1)
-    x2 = min(max(int(math.ceil(box[2])), x1 + 1), w)
-    y2 = min(max(int(math.ceil(box[3])), y1 + 1), h)
+    x1, y1, x2, y2 = pixel_box(box, (image.shape[1], image.shape[0]))
     crop = image[y1:y2, x1:x2]
     if crop.size == 0:
         return None
@@ -112,8 +118,11 @@ def patch_change(now: np.ndarray, before: np.ndarray, seen: np.ndarray | None = 
 
     Args:
         now, before: Grey patches of one place at two times.
-        seen: Cells to compare (False where someone stood in front); None: all. NaN when
-            fewer than :data:`MIN_SEEN_CELLS` of them are left.
+        seen: Cells to compare (False where someone stood in front); None: all.
+
+    Returns:
+        The change in grey levels; NaN when fewer than :data:`MIN_SEEN_CELLS` of the
+        cells are left to compare (the place was mostly hidden: no evidence either way).
     """
     diff = now - before
     if seen is not None:
@@ -126,17 +135,33 @@ def patch_change(now: np.ndarray, before: np.ndarray, seen: np.ndarray | None = 
     return float(np.partition(diff, k)[k])
 
 
-def cells_in_front(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Cells of ``box``'s :data:`PATCH` grid covered by one of ``others`` (boxes whose
-    bottom edge is lower in the picture: nearer the camera, so in front), as a bool grid."""
+def cells_in_front(box: np.ndarray, others: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Which cells of ``box``'s :data:`PATCH` grid someone in front of it covers, even in part.
+
+    On a camera looking down at a floor, the box whose bottom edge is lower in the
+    picture stands nearer the camera: where it overlaps, its pixels are the ones seen.
+    Any overlap hides a cell, since a cell half covered by a passer-by changes by half
+    their contrast, which is life enough for the 90th percentile of :func:`patch_change`.
+
+    Args:
+        box: The box whose grid is meant (x1, y1, x2, y2), cut to the image as
+            :func:`grey_patch` cuts it.
+        others: Other tracked boxes, (N, 4); those ending higher than ``box`` are behind it.
+        size: The image's (width, height).
+
+    Returns:
+        A (rows, columns) bool grid, the shape of :func:`grey_patch`'s patch; True: hidden.
+    """
     cols, rows = PATCH
-    cx = box[0] + (np.arange(cols) + 0.5) * (box[2] - box[0]) / cols
-    cy = box[1] + (np.arange(rows) + 0.5) * (box[3] - box[1]) / rows
-    covered = np.zeros((rows, cols), dtype=bool)
-    for o in others:
-        if o[3] > box[3]:
-            covered |= ((cy >= o[1]) & (cy <= o[3]))[:, None] & ((cx >= o[0]) & (cx <= o[2]))[None, :]
-    return covered
+    x1, y1, x2, y2 = pixel_box(box, size)
+    front = others[others[:, 3] > box[3]] if len(others) else others
+    if not len(front):
+        return np.zeros((rows, cols), dtype=bool)
+    xs = x1 + np.arange(cols + 1) * (x2 - x1) / cols  # cell edges
+    ys = y1 + np.arange(rows + 1) * (y2 - y1) / rows
+    in_x = (xs[None, :-1] < front[:, 2:3]) & (xs[None, 1:] > front[:, 0:1])  # (N, cols)
+    in_y = (ys[None, :-1] < front[:, 3:4]) & (ys[None, 1:] > front[:, 1:2])  # (N, rows)
+    return (in_y[:, :, None] & in_x[:, None, :]).any(axis=0)
 
 
 @dataclass(slots=True)
@@ -175,12 +200,17 @@ class AppearanceChange:
     A person who walks in front of a rack or a mannequin changes the pixels in its box,
     and that is their life, not its own. So cells covered by another tracked box whose
     bottom is lower in the picture (nearer the camera), now or at the earlier look, are
-    left out of a comparison, and a box mostly hidden gets no value at all. Without
-    this, a mannequin in caviar-shop-front was trusted for the 2.8 s a shopper took to
-    walk past it at 5 looks a second, and raised a false unattended alert.
+    left out of a comparison (:func:`cells_in_front`), and a box mostly hidden gets no
+    value at all: a look that saw little says nothing either way, so it neither adds to
+    nor breaks a track's run of changed looks. Without this, a mannequin in
+    caviar-shop-front was trusted for the 2.8 s a shopper took to walk past it at 5 looks
+    a second, and raised a false unattended alert. Every tracked box hides what is behind
+    it, trusted or not (this node runs before the filter knows), so a rack detected in
+    front of a cashier leaves her judged on the rest of her box, or by walking.
 
     Per frame this costs at most three small crops per track that is due a look
-    (0.1-0.2 ms a frame for 11 tracks at 320x240, against 0.07 ms for the old box test).
+    (0.18 ms a frame for 11 overlapping tracks at 320x240, the in-front test included,
+    against 0.07 ms for the old box test).
 
     Args:
         change_seconds: The longer comparison's time span.
@@ -231,15 +261,18 @@ class AppearanceChange:
             track.last_seen = t
             if skip is not None and skip[i]:
                 continue
-            out[i] = self._look(track, t, image, boxes[i], np.delete(boxes, i, axis=0))
+            out[i] = self._look(track, t, image, boxes, i)
         for tid in [tid for tid, tr in self._tracks.items() if t - tr.last_seen > self.forget_seconds]:
             del self._tracks[tid]
         return out
 
-    def _look(self, track: _Looks, t: float, image: np.ndarray, box: np.ndarray, others: np.ndarray) -> float:
+    def _look(self, track: _Looks, t: float, image: np.ndarray, boxes: np.ndarray, i: int) -> float:
+        """Look at box ``i`` of ``boxes`` if its track is due: the change since its earlier looks (NaN: none)."""
         looks = track.looks
         if looks and t - looks[-1].t < LOOK_SECONDS - _EPS:
             return math.nan
+        box, others = boxes[i], np.delete(boxes, i, axis=0)
+        size = (image.shape[1], image.shape[0])
         refs = [looks[-1]] if looks else []
         old = next((look for look in reversed(looks) if t - look.t >= self.change_seconds - _EPS), None)
         if old is not None and old is not looks[-1]:
@@ -248,11 +281,11 @@ class AppearanceChange:
         for ref in refs:
             now = grey_patch(image, ref.box)
             if now is not None:
-                hidden = ref.hidden | cells_in_front(ref.box, others)
+                hidden = ref.hidden | cells_in_front(ref.box, others, size)
                 changes.append(patch_change(now, ref.patch, None if not hidden.any() else ~hidden))
         patch = grey_patch(image, box)
         if patch is not None:
-            looks.append(_Look(t, box.copy(), patch, cells_in_front(box, others)))
+            looks.append(_Look(t, box.copy(), patch, cells_in_front(box, others, size)))
         while looks and t - looks[0].t > self.change_seconds + 2 * LOOK_SECONDS:
             looks.popleft()
         changes = [c for c in changes if not math.isnan(c)]
