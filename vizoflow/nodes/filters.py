@@ -154,7 +154,7 @@ def cells_in_front(box: np.ndarray, others: np.ndarray, size: tuple[int, int]) -
     """
     cols, rows = PATCH
     x1, y1, x2, y2 = pixel_box(box, size)
-    front = others[others[:, 3] > box[3]] if len(others) else others
+    front = others[others[:, 3] > box[3]]
     if not len(front):
         return np.zeros((rows, cols), dtype=bool)
     xs = x1 + np.arange(cols + 1) * (x2 - x1) / cols  # cell edges
@@ -282,7 +282,7 @@ class AppearanceChange:
             now = grey_patch(image, ref.box)
             if now is not None:
                 hidden = ref.hidden | cells_in_front(ref.box, others, size)
-                changes.append(patch_change(now, ref.patch, None if not hidden.any() else ~hidden))
+                changes.append(patch_change(now, ref.patch, ~hidden))
         patch = grey_patch(image, box)
         if patch is not None:
             looks.append(_Look(t, box.copy(), patch, cells_in_front(box, others, size)))
