@@ -14,9 +14,11 @@ shorter), when models, caches and the trackers' galleries have filled.
 Verdict (each a target; FAIL names the ones missed):
   * exit code 0 after SIGTERM;
   * every camera processed >= 0.95 x its input frames over the run (after the warm-up);
-  * memory bounded: RSS grows by under 50 MB from the end of the first quarter to the end;
+  * memory bounded: RSS grows by under 50 MB from the end of the first quarter to the end,
+    and by under 10 MB an hour after the settle mark (the linear fit);
   * evidence keeps up: nothing failed, at most 3 clips pending at the end;
-  * healthy at the end (``/health`` 200).
+  * healthy at the end (``/health`` 200);
+  * ``/metrics`` answered every sample within 5 s (a sample it misses is counted, not fatal).
 
 The four-camera hour, and a day-long run started unattended and kept with its outputs::
 
@@ -73,7 +75,7 @@ from bench.common import rss_mb  # noqa: E402
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
            "worst_camera", "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb",
-           "day_files", "healthy"]
+           "day_files", "healthy", "heap_returned_mb"]
 SNAPSHOTS = "VIZO_SOAK_SNAPSHOTS"  # where the wrapper dumps its snapshots (environment variable)
 # Runs vizoflow as `python -m vizoflow` would; SIGUSR1 dumps a tracemalloc snapshot to
 # $VIZO_SOAK_SNAPSHOTS/snapshot-<k>.tracemalloc (written aside, then renamed: complete once it exists).
@@ -144,6 +146,7 @@ class Soak:
         self.cameras_first: dict[str, dict[str, float]] = {}
         self.cameras_last: dict[str, dict[str, float]] = {}
         self.snapshots: list[Path] = []
+        self.unanswered = 0  # samples for which /metrics did not answer
         self.pool = CameraPool(work, (args.clip,) if args.clip else CLIPS, fps=args.fps)
         self.running: Running | None = None
 
@@ -158,9 +161,14 @@ class Soak:
                                    ["status.interval=60", f"timezone={a.timezone}", *a.overrides], python, env)
         wait_processing([self.running], timeout=180 + 60 * bool(a.tracemalloc))
 
-    def sample(self, t0: float, m0: dict[str, float]) -> dict[str, float]:
-        """One row: rates since the start sample, current gauges, RSS, disk."""
-        m, cameras = read_metrics(self.running.port)
+    def sample(self, t0: float, m0: dict[str, float]) -> dict[str, float] | None:
+        """One row: rates since the start sample, current gauges, RSS, disk; None if ``/metrics`` did not answer."""
+        try:
+            m, cameras = read_metrics(self.running.port)
+        except OSError as exc:  # a stalled process is a finding of the soak, not the end of it
+            self.unanswered += 1
+            print(f"  /metrics did not answer ({exc}); {self.unanswered} sample(s) missed so far", flush=True)
+            return None
         el = time.monotonic() - t0
         if not self.cameras_first:
             self.cameras_first = cameras
@@ -174,7 +182,7 @@ class Soak:
                "open_events": m.get("open_events", 0.0), "evidence_pending": m.get("evidence_pending", 0.0),
                "evidence_failed": m.get("evidence_failed", 0.0), "clips_written": m.get("clips_written", 0.0),
                "disk_mb": disk_mb(self.out), "day_files": len(list(self.out.glob("analytics_metrics_*.json"))),
-               "healthy": float(healthy(self.running.port))}
+               "healthy": float(healthy(self.running.port)), "heap_returned_mb": m.get("heap_returned_mb", 0.0)}
         self.rows.append(row)
         return row
 
@@ -200,6 +208,8 @@ class Soak:
         time.sleep(WARM_UP)
         t0, m0 = time.monotonic(), read_metrics(self.running.port)[0]
         first = self.sample(t0, m0)
+        if first is None:
+            raise RuntimeError(f"/metrics did not answer after the warm-up: ...{self.running.log_tail()}")
         print(f"start: {a.cameras} camera(s), RSS {first['rss_mb']:.0f} MB after {WARM_UP:.0f} s warm-up; "
               f"samples every {a.every:.0f} s in {self.work / 'soak.csv'}", flush=True)
         print("  minutes  in fps  proc fps  worst cam  dropped  RSS MB  open ev  pending  failed  clips  disk MB  days"
@@ -211,6 +221,8 @@ class Soak:
             while time.monotonic() < end:
                 time.sleep(min(a.every, max(0.0, end - time.monotonic())))
                 row = self.sample(t0, m0)
+                if row is None:
+                    continue
                 writer.writerow({k: round(v, 3) for k, v in row.items()})
                 fh.flush()
                 if a.tracemalloc and not self.snapshots and row["minutes"] >= self.settle_minutes:
@@ -245,10 +257,15 @@ class Soak:
             missed.append("processed under 0.95 of input: " + ", ".join(f"{c} {r:.3f}" for c, r in short.items()))
         if last["rss_mb"] - quarter["rss_mb"] >= 50:
             missed.append(f"RSS grew {last['rss_mb'] - quarter['rss_mb']:.0f} MB after the first quarter (>= 50)")
+        growth = growth_per_hour(self.rows, self.settle_minutes)
+        if growth and growth[0] >= 10:
+            missed.append(f"RSS grew {growth[0]:+.1f} MB/hour after minute {self.settle_minutes:.0f} (>= 10)")
         if last["evidence_failed"] > 0 or last["evidence_pending"] > 3:
             missed.append(f"evidence: {last['evidence_failed']:.0f} failed, {last['evidence_pending']:.0f} pending")
         if not last["healthy"]:
             missed.append("/health not ok at the end")
+        if self.unanswered:
+            missed.append(f"/metrics did not answer {self.unanswered} time(s)")
         return missed
 
     def report(self, code: int) -> None:
@@ -269,6 +286,7 @@ class Soak:
         short = " (a short window: little to go by)" if a.minutes - self.settle_minutes < 10 else ""
         print(f"  RSS growth     {growth[0]:+6.1f} MB/hour after the first {self.settle_minutes:.1f} min "
               f"(linear fit, {growth[1]} samples){short}" if growth else "  RSS growth     (too few samples to fit)")
+        print(f"  heap trimmer   {last['heap_returned_mb']:6.0f} MB given back to the system in all (runtime.trim_seconds)")
         print(f"  reconnects     {last['reconnects']:6.0f}")
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
               f"{last['evidence_failed']:.0f} failed; outputs {last['disk_mb']:.1f} MB; {last['day_files']:.0f} day file(s)")

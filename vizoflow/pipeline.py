@@ -37,6 +37,7 @@ from vizoflow.errors import ConfigError, VizoflowError
 from vizoflow.files import write_json_atomic
 from vizoflow.graph import build_nodes, check_required, shared_entries, topological_order, uses
 from vizoflow.inference import cpu_facts
+from vizoflow.memory import HeapTrimmer
 from vizoflow.mux import CameraMux
 from vizoflow.runtime import PerCamera, RunStats, Runtime
 from vizoflow.status import StatusBoard, StatusReporter
@@ -244,7 +245,8 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
         source, nodes = build_site(cfg, services)
     source = build_source(cfg) if source is None else source
     nodes = build_nodes(cfg.graph, services=services) if nodes is None else nodes
-    board = StatusBoard(source, [*nodes, *services.items()], stall_seconds=cfg.status.stall_seconds)
+    trimmer = HeapTrimmer(cfg.runtime.trim_seconds)
+    board = StatusBoard(source, [*nodes, *services.items(), ("memory", trimmer)], stall_seconds=cfg.status.stall_seconds)
     watched = bool(cfg.status.interval) or cfg.status.port is not None or page_port is not None
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
                       on_batch=board.on_batch if watched else None)
@@ -256,7 +258,7 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
             collector.set_start_time_source(time_source)
     try:
         with graceful_signals(runtime.stop), StatusReporter(board, cfg.status.interval, cfg.status.port, cfg.status.host), \
-                review_page(cfg, out, board):
+                review_page(cfg, out, board), trimmer:
             runtime.run()
     finally:
         if isinstance(source, CameraMux):  # each camera's store tables, published at its close, into the site's
