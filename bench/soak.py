@@ -33,20 +33,29 @@ every allocation costs CPU (a camera that holds without it may not with it) and 
 of its own, and taking a snapshot holds a copy of every trace for a while (RSS steps up
 at the first snapshot): RSS figures of such a run are not comparable with one without it.
 
+``--heaptrack`` runs vizoflow with heaptrack's preload library (Debian's ``heaptrack``
+package), which records every native allocation with its call stack:
+``heaptrack_print -f <out>/heaptrack.vizoflow.zst`` then names what was allocated and
+never freed (``--print-leaks``) and what grew (``-M massif.out``, snapshots over time).
+It sees malloc inside OpenVINO, FFmpeg and numpy, which tracemalloc does not. It slows
+every allocation, so its RSS and processed figures are not comparable either.
+
 ``--timezone`` sets the site's zone, e.g. one whose midnight falls inside the run to see
 the daily metrics files roll over (``Pacific/Kiritimati`` is UTC+14).
 
     python bench/soak.py [--cameras 1] [--minutes 60] [--clip CLIP] [--fps 10] [--out DIR] [--timezone UTC]
-                         [--tracemalloc [FRAMES]] [overrides ...]
+                         [--tracemalloc [FRAMES] | --heaptrack] [overrides ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +85,7 @@ WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
            "worst_camera", "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb",
            "day_files", "healthy", "heap_returned_mb"]
+HEAPTRACK = Path("/usr/lib/heaptrack")  # Debian's heaptrack: the preload library and the interpreter of its output
 SNAPSHOTS = "VIZO_SOAK_SNAPSHOTS"  # where the wrapper dumps its snapshots (environment variable)
 # Runs vizoflow as `python -m vizoflow` would; SIGUSR1 dumps a tracemalloc snapshot to
 # $VIZO_SOAK_SNAPSHOTS/snapshot-<k>.tracemalloc (written aside, then renamed: complete once it exists).
@@ -149,6 +159,7 @@ class Soak:
         self.unanswered = 0  # samples for which /metrics did not answer
         self.pool = CameraPool(work, (args.clip,) if args.clip else CLIPS, fps=args.fps)
         self.running: Running | None = None
+        self.recorder: subprocess.Popen | None = None  # heaptrack's interpreter, writing its output
 
     def start(self) -> None:
         """Serve the cameras and start vizoflow on a store42 site of them; wait until every one is processed."""
@@ -157,9 +168,23 @@ class Soak:
         python, env = ("-m", "vizoflow"), {}
         if a.tracemalloc:
             python, env = ("-X", f"tracemalloc={a.tracemalloc}", "-c", HOOK), {SNAPSHOTS: str(self.work)}
+        if a.heaptrack:
+            env = self.heaptrack_env()
         self.running = start_vizoflow(self.work / "conf", site, self.out,
                                    ["status.interval=60", f"timezone={a.timezone}", *a.overrides], python, env)
-        wait_processing([self.running], timeout=180 + 60 * bool(a.tracemalloc))
+        wait_processing([self.running], timeout=180 + 60 * bool(a.tracemalloc or a.heaptrack))
+
+    def heaptrack_env(self) -> dict[str, str]:
+        """Start heaptrack's interpreter on a pipe; the environment that makes vizoflow write to it."""
+        if not (HEAPTRACK / "libheaptrack_preload.so").exists():
+            raise StartFailed(f"--heaptrack needs Debian's heaptrack package ({HEAPTRACK} is missing)")
+        fifo = self.work / "heaptrack.fifo"
+        fifo.unlink(missing_ok=True)
+        os.mkfifo(fifo)
+        out = self.work / "heaptrack.vizoflow.zst"
+        self.recorder = subprocess.Popen(["sh", "-c", f'"{HEAPTRACK}/libexec/heaptrack_interpret" < "{fifo}" | '
+                                                      f'zstd -q -c > "{out}"'])
+        return {"LD_PRELOAD": str(HEAPTRACK / "libheaptrack_preload.so"), "DUMP_HEAPTRACK_OUTPUT": str(fifo)}
 
     def sample(self, t0: float, m0: dict[str, float]) -> dict[str, float] | None:
         """One row: rates since the start sample, current gauges, RSS, disk; None if ``/metrics`` did not answer."""
@@ -244,6 +269,10 @@ class Soak:
             code = stop_vizoflow([self.running], timeout=180)[0] if self.running is not None else -1
         finally:
             self.pool.close()
+            if self.recorder is not None:  # ends once vizoflow has closed the pipe
+                self.recorder.wait(timeout=600)
+                (self.work / "heaptrack.fifo").unlink(missing_ok=True)
+                print(f"heaptrack output: {self.work / 'heaptrack.vizoflow.zst'}", flush=True)
         return code
 
     def verdict(self, code: int) -> list[str]:
@@ -311,12 +340,16 @@ def main() -> None:
                         help="memory growth counts from here (at most a quarter of the run)")
     parser.add_argument("--tracemalloc", type=int, nargs="?", const=10, default=0, metavar="FRAMES",
                         help="trace allocations (FRAMES deep, 10 if not given) and print the sites that grew")
+    parser.add_argument("--heaptrack", action="store_true",
+                        help="record native allocations with heaptrack (see above); output in --out")
     parser.add_argument("--timezone", default="UTC", help="the site's IANA time zone")
     parser.add_argument("--out", type=Path, help="keep outputs, clips, snapshots and soak.csv here "
                                                  "(default: a temporary folder)")
     parser.add_argument("overrides", nargs="*", help="more vizoflow overrides, e.g. rules.unattended.seconds=10")
     args = parser.parse_args()
     exit_on_sigterm()
+    if args.heaptrack and (args.tracemalloc or args.out is None):
+        parser.error("--heaptrack needs --out (its output is kept there) and cannot go with --tracemalloc")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="soak-")) if args.out is None else args.out.resolve()
