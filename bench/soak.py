@@ -35,9 +35,10 @@ at the first snapshot): RSS figures of such a run are not comparable with one wi
 
 ``--heaptrack`` runs vizoflow with heaptrack's preload library (Debian's ``heaptrack``
 package), which records every native allocation with its call stack:
-``heaptrack_print -f <out>/heaptrack.vizoflow.zst`` then names what was allocated and
-never freed (``--print-leaks``) and what grew (``-M massif.out``, snapshots over time).
-It sees malloc inside OpenVINO, FFmpeg and numpy, which tracemalloc does not. It slows
+the soak prints the memory malloc'd and not yet freed every 5 minutes (:func:`heap_timeline`),
+and ``heaptrack_print -f <out>/heaptrack.vizoflow.zst --print-leaks`` names what was
+never freed, by call stack. It sees malloc inside OpenVINO, FFmpeg and numpy, which
+tracemalloc does not. It slows
 every allocation, so its RSS and processed figures are not comparable either.
 
 ``--timezone`` sets the site's zone, e.g. one whose midnight falls inside the run to see
@@ -110,6 +111,35 @@ def healthy(port: int) -> bool:
             return r.status == 200
     except urllib.error.HTTPError:
         return False
+
+
+def heap_timeline(trace: Path, every: float = 300.0) -> list[tuple[float, float]]:
+    """Memory malloc'd and not yet freed, (seconds since start, MB), every ``every`` seconds of a heaptrack recording.
+
+    heaptrack_print's own timeline (``-M``) takes longer than the run did on a
+    half-hour recording; this reads the records it needs straight from the
+    interpreted file: ``a <size> <stack>`` defines an allocation kind (numbered from
+    0), ``+ <kind>`` / ``- <kind>`` allocate / free one of it, ``c <ms>`` is the
+    time, all in hex.
+    """
+    sizes: list[int] = []
+    heap, due, points = 0, 0.0, []
+    with subprocess.Popen(["zstd", "-dc", str(trace)], stdout=subprocess.PIPE) as unpack:
+        assert unpack.stdout is not None
+        for line in unpack.stdout:
+            kind = line[:1]
+            if kind == b"+":
+                heap += sizes[int(line[2:], 16)]
+            elif kind == b"-":
+                heap -= sizes[int(line[2:], 16)]
+            elif kind == b"a":
+                sizes.append(int(line.split()[1], 16))
+            elif kind == b"c":
+                seconds = int(line[2:], 16) / 1000
+                if seconds >= due:
+                    points.append((seconds, heap / 2**20))
+                    due += every
+    return points
 
 
 def disk_mb(folder: Path) -> float:
@@ -319,6 +349,10 @@ class Soak:
         print(f"  reconnects     {last['reconnects']:6.0f}")
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
               f"{last['evidence_failed']:.0f} failed; outputs {last['disk_mb']:.1f} MB; {last['day_files']:.0f} day file(s)")
+        if self.recorder is not None:
+            points = heap_timeline(self.work / "heaptrack.vizoflow.zst")
+            print("  malloc'd, not freed (heaptrack), every 5 min of the process: "
+                  + ", ".join(f"{heap:.0f}" for _, heap in points) + " MB")
         if len(self.snapshots) == 2:
             print(f"  tracemalloc: the 15 sites that grew most from minute {self.settle_minutes:.1f} to the end "
                   f"({a.tracemalloc} frames traced; snapshots {self.snapshots[0].name}, {self.snapshots[1].name}):")
