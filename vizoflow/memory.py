@@ -1,7 +1,7 @@
 """Give memory the process has freed back to the system, on a timer, so a box runs for weeks.
 
 A live process allocates and frees frames, JPEG buffers, encoder buffers and model
-outputs, megabytes a second, from about ten threads. glibc's malloc keeps much of what
+outputs, megabytes a second, from dozens of threads. glibc's malloc keeps much of what
 is freed inside its heaps for reuse, and gives it back only from the top of a heap or
 when asked. ``malloc_trim(0)`` returns every free page of every arena. On four live
 cameras it gives back 66-95 MB a minute and keeps RSS 20-70 MB lower. It does not stop
