@@ -57,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from bench.common import rss_mb  # noqa: E402
 from tests.rtsp_camera import Camera, free_port, write_annexb  # noqa: E402
+from vizoflow.memory import resident_mb  # noqa: E402
 
 FOOTAGE = ROOT.parent / "shared" / "footage"
 CLIPS = ("intel-one-by-one", "ucf-checkout")  # camera i plays CLIPS[i % 2]: shop, checkout, shop, ...
@@ -272,7 +272,7 @@ class Reading:
     def take(cls, run: Running, name: str) -> Reading:
         """Read ``run`` now; a one-camera process's site-wide gauges count as camera ``name``'s."""
         site, cameras = read_metrics(run.port)
-        return cls(time.monotonic(), site, cameras or {name: site}, cpu_seconds(run.proc.pid), rss_mb(run.proc.pid))
+        return cls(time.monotonic(), site, cameras or {name: site}, cpu_seconds(run.proc.pid), resident_mb(run.proc.pid))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -22,13 +21,6 @@ from vizoflow.graph import build_nodes  # noqa: E402
 from vizoflow.mot import TrackingScore, score_tracks  # noqa: E402
 from vizoflow.pipeline import build_source, site_services  # noqa: E402
 from vizoflow.runtime import Runtime  # noqa: E402
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    """Resident memory of a process (this one by default), from /proc, in MB."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) / 1024
-
 
 # The settings compared. "stock" is exactly the baseline's components; "today" is the
 # pipeline before the detect gate and the reuse of appearance features.

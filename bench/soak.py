@@ -80,7 +80,7 @@ from bench.cameras import (  # noqa: E402
     wait_processing,
     write_site,
 )
-from bench.common import rss_mb  # noqa: E402
+from vizoflow.memory import resident_mb  # noqa: E402
 
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
@@ -232,7 +232,7 @@ class Soak:
         row = {"minutes": el / 60, "input_fps": received / el if el else 0.0,
                "processed_fps": processed / el if el else 0.0, "received": received, "processed": processed,
                "dropped": m["frames_dropped"] - m0["frames_dropped"], "reconnects": m["reconnects"] - m0["reconnects"],
-               "rss_mb": rss_mb(self.running.proc.pid),
+               "rss_mb": resident_mb(self.running.proc.pid),
                "worst_camera": min(camera_ratios(self.cameras_first, cameras).values(), default=0.0),
                "open_events": m.get("open_events", 0.0), "evidence_pending": m.get("evidence_pending", 0.0),
                "evidence_failed": m.get("evidence_failed", 0.0), "clips_written": m.get("clips_written", 0.0),

@@ -30,13 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import rss_mb  # noqa: E402
 from tests.store_week import (  # noqa: E402
     Schedule,
     WeekSource,
     week_config,
 )
 from vizoflow.analytics.dayfile import AnalyticsFile  # noqa: E402
+from vizoflow.memory import resident_mb  # noqa: E402
 
 SECTIONS = (("interaction_metrics", "interaction_times"), ("unattended_metrics", "unattended_events"),
             ("queue_metrics", "queue_events"))
@@ -65,7 +65,7 @@ class DayMeter:
             day = meter._open(collector, epoch)
             if day != meter._day:
                 if meter._day is not None:
-                    meter.ended[meter._day] = (rss_mb(), meter.source.frames, time.perf_counter())
+                    meter.ended[meter._day] = (resident_mb(), meter.source.frames, time.perf_counter())
                 meter._day = day
             return day
 
@@ -74,7 +74,7 @@ class DayMeter:
     def close(self) -> None:
         """Note the last day and restore the class."""
         if self._day is not None:
-            self.ended[self._day] = (rss_mb(), self.source.frames, time.perf_counter())
+            self.ended[self._day] = (resident_mb(), self.source.frames, time.perf_counter())
         AnalyticsFile.add_event, AnalyticsFile.open_day = self._add, self._open
 
 

@@ -215,6 +215,8 @@ def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_pat
     ("+cameras.door.rules.queue.min_seconds=long", "'cameras.door.rules.queue.min_seconds' must be a number, got 'long'"),
     ("+cameras.door.source.stride=2.5", "'cameras.door.source.stride' must be a whole number, got 2.5"),
     ("evidence.drain_seconds=null", "'evidence.drain_seconds' must be a number, got null"),
+    ("runtime.trim_seconds=often", "'runtime.trim_seconds' must be a number, got 'often'"),
+    ("runtime.trim_seconds=true", "'runtime.trim_seconds' must be a number, got True"),
     ("status.port='9108'", "'status.port' must be a whole number, got '9108' (text; a number from an environment "
      "variable needs ${oc.decode:${oc.env:NAME}})"),
 ])
@@ -227,8 +229,9 @@ def test_a_value_of_the_wrong_type_is_a_one_line_error_naming_the_key(override, 
 def test_values_of_the_right_type_pass_whatever_their_source(tmp_path):
     write_conf(tmp_path, "site", "mine", "rules: {unattended: {seconds: 12, update_seconds: 5}, queue: {min_people: 2}}")
     cfg = compose_checked("+site=mine", "rules.interaction.max_distance=2", "filters.max_ratio=0.8",
-                          "batch.cache=false", config_dir=tmp_path)
+                          "batch.cache=false", "runtime.trim_seconds=null", config_dir=tmp_path)
     assert (cfg.rules.unattended.seconds, cfg.rules.interaction.max_distance, cfg.batch.cache) == (12, 2, False)
+    assert cfg.runtime.trim_seconds is None  # null turns the heap trimmer off
 
 
 @pytest.mark.slow  # the CLI

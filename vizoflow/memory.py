@@ -13,38 +13,37 @@ Only glibc has ``malloc_trim``; elsewhere (musl, macOS) the trimmer does nothing
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
-import os
+import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from vizoflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
 def glibc_trim() -> Callable[[], int] | None:
     """glibc's ``malloc_trim(0)`` as a callable, or None where the C library has none."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the process already runs on
+    except (OSError, AttributeError):
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)
 
 
-def resident_mb() -> float:
-    """This process's resident memory in MB (0 where ``/proc`` is missing)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * _PAGE / 2**20
-    except (OSError, IndexError, ValueError):
-        return 0.0
+def resident_mb(pid: int | str = "self") -> float:
+    """Resident memory (``VmRSS``) of a process, this one by default, in MB.
+
+    Raises:
+        OSError: no such process, or no ``/proc`` (the trimmer only runs on glibc, hence Linux).
+    """
+    text = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
+    if found is None:
+        raise OSError(f"/proc/{pid}/status has no VmRSS")
+    return int(found.group(1)) / 1024
 
 
 class HeapTrimmer:
@@ -59,12 +58,12 @@ class HeapTrimmer:
         trim: The trim call (tests give their own); default glibc's, when there is one.
 
     Raises:
-        ConfigError: ``interval`` is not a number or is negative.
+        ConfigError: ``interval`` is negative (its type is checked with the config's, in
+            :mod:`vizoflow.config_keys`).
     """
 
     def __init__(self, interval: float | None = 60.0, trim: Callable[[], int] | None = None) -> None:
-        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
-                                     or interval < 0):
+        if interval is not None and interval < 0:
             raise ConfigError(f"runtime.trim_seconds must be a number of seconds >= 0 or null, got {interval!r}")
         self.interval = float(interval or 0)
         self._trim = trim if trim is not None else (glibc_trim() if self.interval else None)
