@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from vizoflow.errors import ConfigError
-from vizoflow.memory import HeapTrimmer, glibc_trim, resident_mb
+from vizoflow.memory import HeapTrimmer, glibc_trim, resident_mb, tune_malloc
 
 
 def test_trims_on_its_timer_and_stops_with_the_run() -> None:
@@ -55,3 +57,74 @@ def test_memory_freed_below_a_live_block_goes_back_to_the_system() -> None:
 def test_resident_memory_of_a_process_that_is_gone_is_an_error() -> None:
     with pytest.raises(OSError):
         resident_mb(2**22 + 1)  # above Linux's pid limit
+
+
+# tune_malloc changes the process for good, so each check runs in a process of its own.
+ARENA_SHAPE = r"""
+import re, threading, sys
+from vizoflow.memory import tune_malloc
+print(tune_malloc(ARENAS, None))
+ready, done = threading.Barrier(9), threading.Event()
+def work():
+    block = bytearray(64 * 1024)  # below the mmap threshold: from this thread's arena
+    ready.wait(); done.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in threads]
+ready.wait()
+maps = [line.split()[0].split("-") for line in open("/proc/self/maps")]
+heaps = 0  # a thread arena's heap: 64 MB of address space at a 64 MB boundary
+for (start, end), (nstart, nend) in zip(maps, maps[1:] + [["0", "0"]]):
+    s = int(start, 16)
+    top = int(nend, 16) if int(nstart, 16) == int(end, 16) else int(end, 16)
+    heaps += s % (64 << 20) == 0 and top - s == 64 << 20
+done.set(); [t.join() for t in threads]
+print(heaps)
+"""
+
+BIG_BLOCKS = r"""
+import ctypes
+from vizoflow.memory import tune_malloc
+print(tune_malloc(None, THRESHOLD))
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes, libc.mallinfo2.restype = [ctypes.c_void_p], Info
+libc.free(libc.malloc(4 << 20))  # a 4 MB block, mapped, then freed: glibc raises its threshold to 4 MB
+kept = libc.malloc(1 << 20)      # a frame-sized block after it
+print(libc.mallinfo2().hblkhd >> 20)  # MB in blocks with pages of their own
+"""
+
+
+def _python(code: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")
+
+
+@pytest.mark.skipif(glibc_trim() is None, reason="mallopt is glibc's")
+def test_threads_share_the_arenas_they_are_given() -> None:
+    applied, heaps = _python(ARENA_SHAPE.replace("ARENAS", "2"))[:2]
+    assert applied == "{'malloc_arenas': 2}"
+    assert int(heaps) <= 1  # the main arena and at most one more
+    _, heaps = _python(ARENA_SHAPE.replace("ARENAS", "None"))[:2]
+    assert int(heaps) >= 4  # glibc's default: an arena per thread, up to 8 per core
+
+
+@pytest.mark.skipif(glibc_trim() is None, reason="mallopt is glibc's")
+def test_frame_sized_blocks_keep_pages_of_their_own_after_a_bigger_free() -> None:
+    applied, mapped_mb = _python(BIG_BLOCKS.replace("THRESHOLD", "128"))[:2]
+    assert applied == "{'mmap_threshold_kb': 128}"
+    assert int(mapped_mb) == 1  # the 1 MB block is mapped, so freeing it unmaps it
+    _, mapped_mb = _python(BIG_BLOCKS.replace("THRESHOLD", "None"))[:2]
+    assert int(mapped_mb) == 0  # glibc's sliding threshold put it in the heap
+
+
+@pytest.mark.parametrize(("arenas", "threshold", "named"), [
+    (0, None, "runtime.malloc_arenas"), (None, 0, "runtime.mmap_threshold_kb"),
+    (None, 64 * 1024, "runtime.mmap_threshold_kb"),
+])
+def test_a_setting_out_of_range_is_named(arenas: int | None, threshold: int | None, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        tune_malloc(arenas, threshold)

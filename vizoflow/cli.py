@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vizoflow.clock import SiteClock
 from vizoflow.config_keys import check_config_files
 from vizoflow.errors import ConfigError, VizoflowError
+from vizoflow.memory import tune_malloc
 
 FULL_ERROR_FLAG = "VIZOFLOW_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, before main() sets it
 CONF_DIR = Path(__file__).resolve().parent / "conf"  # inside the package: an installed wheel has it too
@@ -40,6 +41,7 @@ def app(cfg: DictConfig) -> None:
     try:
         check_config_files(HydraConfig.get(), cfg)
         SiteClock(cfg.timezone)  # an unknown time zone is named before anything starts
+        tune_malloc(cfg.runtime.malloc_arenas, cfg.runtime.mmap_threshold_kb)  # before any thread starts
         mode = cfg.mode
         if mode == "run":
             from vizoflow.modes.run import run

@@ -60,7 +60,7 @@ NULLABLE: dict[str, type] = {
     "rules.queue.update_seconds": float, "evidence.retention.max_age_hours": float,
     "evidence.retention.max_total_gb": float, "status.port": int, "batch.ray_cpus": int,
     "source.start_time": float, "detect.fps": float, "tracker.embed_refresh_seconds": float, "serve.port": int,
-    "runtime.trim_seconds": float,
+    "runtime.trim_seconds": float, "runtime.malloc_arenas": int, "runtime.mmap_threshold_kb": int,
 }
 
 WHAT = {bool: "true or false", int: "a whole number", float: "a number"}

@@ -1,13 +1,19 @@
-"""Give memory the process has freed back to the system, on a timer, so a box runs for weeks.
+"""Keep a live process's memory from creeping up, so a box runs for weeks.
 
 A live process allocates and frees frames, JPEG buffers, encoder buffers and model
-outputs, megabytes a second, from dozens of threads. glibc's malloc keeps much of what
-is freed inside its heaps for reuse, and gives it back only from the top of a heap or
-when asked. ``malloc_trim(0)`` returns every free page of every arena. On four live
-cameras it gives back 66-95 MB a minute and keeps RSS 20-70 MB lower. It does not stop
-the slow climb of RSS over hours, which is not free malloc memory (``docs/scale.md``).
+outputs, megabytes a second, from dozens of threads. glibc's malloc, left to its
+defaults, spreads them over up to eight arenas per core, and once a big block has been
+freed it serves blocks of that size from its heaps instead of from fresh pages: the
+heaps fragment, and RSS climbs for an hour or more before it levels off
+(``docs/scale.md``). Two things keep it down:
 
-Only glibc has ``malloc_trim``; elsewhere (musl, macOS) the trimmer does nothing.
+- :func:`tune_malloc`, once at start: few arenas (``runtime.malloc_arenas``) and a
+  fixed size above which blocks are mapped on their own and unmapped when freed
+  (``runtime.mmap_threshold_kb``);
+- :class:`HeapTrimmer`, on a timer: ``malloc_trim(0)`` returns the free pages inside
+  the heaps.
+
+Only glibc has ``mallopt`` and ``malloc_trim``; elsewhere (musl, macOS) both do nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,53 @@ from pathlib import Path
 from vizoflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+MAX_MMAP_THRESHOLD_KB = 32 * 1024  # glibc refuses more on 64-bit systems
+
+
+def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, int]:
+    """Set glibc malloc's arena limit and mmap threshold for this process.
+
+    Call it before the process starts its threads: an arena, once made, stays. A
+    threshold set here also stops glibc from raising it after each big free, which is
+    what sends frame-sized blocks into the heaps.
+
+    Args:
+        arenas: At most this many malloc arenas (``runtime.malloc_arenas``); None leaves
+            glibc's default (8 per core, or ``MALLOC_ARENA_MAX``).
+        mmap_threshold_kb: Blocks of this many KB or more get pages of their own
+            (``runtime.mmap_threshold_kb``); None leaves glibc's sliding threshold.
+
+    Returns:
+        The settings applied, by name; empty where the C library has no ``mallopt``.
+
+    Raises:
+        ConfigError: A value out of range, named by its setting.
+    """
+    wanted = {}
+    if arenas is not None:
+        if arenas < 1:
+            raise ConfigError(f"runtime.malloc_arenas must be 1 or more, or null, got {arenas!r}")
+        wanted["malloc_arenas"] = (M_ARENA_MAX, arenas)
+    if mmap_threshold_kb is not None:
+        if not 1 <= mmap_threshold_kb <= MAX_MMAP_THRESHOLD_KB:
+            raise ConfigError(f"runtime.mmap_threshold_kb must be 1 to {MAX_MMAP_THRESHOLD_KB}, or null, "
+                              f"got {mmap_threshold_kb!r}")
+        wanted["mmap_threshold_kb"] = (M_MMAP_THRESHOLD, mmap_threshold_kb * 1024)
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        if wanted:
+            log.info("runtime.malloc_arenas, runtime.mmap_threshold_kb: this C library has no mallopt")
+        return {}
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    applied = {}
+    for name, (param, value) in wanted.items():
+        if mallopt(param, value) != 1:
+            raise ConfigError(f"runtime.{name}: malloc refused {value}")
+        applied[name] = value if param != M_MMAP_THRESHOLD else value // 1024
+    return applied
 
 def glibc_trim() -> Callable[[], int] | None:
     """glibc's ``malloc_trim(0)`` as a callable, or None where the C library has none."""

@@ -2,9 +2,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vizoflow.frame import Frame
-from vizoflow.nodes.sinks import LatestFrame
+from vizoflow.nodes.sinks import LatestFrame, ParquetTableWriter
 
 
 def frame(level: int, index: int = 0) -> Frame:
@@ -31,3 +33,28 @@ def test_a_picture_that_cannot_be_written_does_not_stop_the_run(tmp_path: Path, 
         assert node.process(frame(10, i)).index == i
     node.close()
     assert sum("could not write" in r.getMessage() for r in caplog.records) == 1  # logged once per streak
+
+
+def test_rows_wait_in_memory_no_longer_than_flush_seconds(tmp_path: Path):
+    now = [0.0]
+    writer = ParquetTableWriter(tmp_path / "t.parquet", pa.schema([("x", pa.int64())]), row_group=1000,
+                                flush_seconds=60, clock=lambda: now[0])
+    for t in range(0, 150, 10):  # a row every 10 s, far fewer than a row group's 1000
+        now[0] = float(t)
+        writer.extend({"x": [t]}, 1)
+    now[0] = 200.0
+    writer.extend({"x": []}, 0)  # a frame without boxes still lets a waiting row group go
+    path = writer.close()
+    table = pq.ParquetFile(path)
+    sizes = [table.metadata.row_group(i).num_rows for i in range(table.metadata.num_row_groups)]
+    assert sizes == [7, 7, 1]  # rows from 0-60 s, 70-130 s, and 140 s (written at 200 s)
+    assert table.read().column("x").to_pylist() == list(range(0, 150, 10))
+
+
+def test_a_row_group_is_written_when_full(tmp_path: Path):
+    writer = ParquetTableWriter(tmp_path / "t.parquet", pa.schema([("x", pa.int64())]), row_group=4,
+                                clock=lambda: 0.0)
+    for x in range(10):
+        writer.extend({"x": [x]}, 1)
+    meta = pq.ParquetFile(writer.close()).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]
