@@ -18,6 +18,10 @@ from vizoflow.frame import Frame
 log = logging.getLogger(__name__)
 
 TRACK_ID = "track_id"  # detections.data key of the tracker's own id (set by the identity layer)
+# Longest a tracked box waits in memory for its row group. Four live cameras make about
+# 30 rows a second: 50,000 rows took half an hour to fill, 15 MB of Python objects held
+# and let go at once; five minutes hold under 3 MB and add 12 row groups an hour.
+FLUSH_SECONDS = 300.0
 
 TRACKS_SCHEMA = pa.schema([
     ("camera", pa.string()),
@@ -39,24 +43,25 @@ TRACKS_SCHEMA = pa.schema([
 class ParquetTableWriter:
     """Append rows to a Parquet file in row groups; publish it atomically on close.
 
-    Rows are buffered up to ``row_group`` rows or ``flush_seconds``, whichever comes
-    first, and written as one row group, so memory stays flat on endless live runs. The
-    time bound matters live: four cameras make about 30 tracked boxes a second, so 50,000
-    rows took half an hour to fill, some 15 MB of Python objects that came and went as
-    one block, and the process's memory rose for that half hour. The file is written as
-    ``<name>.partial`` and renamed on :meth:`close`, so a crashed run never leaves a
-    table that looks whole.
+    Rows are buffered up to ``row_group`` rows, or for ``flush_seconds`` when that is
+    set, and written as one row group, so memory stays flat on endless live runs. The
+    file is written as ``<name>.partial`` and renamed on :meth:`close`, so a crashed run
+    never leaves a table that looks whole.
+
+    Row groups cost memory too: the writer keeps each one's description (about 11 KB for
+    the tracks table's 13 columns) until it closes. So a time bound is for fast tables
+    only, and a long one.
 
     Args:
         path: The table's file.
         schema: Its columns.
         row_group: Most rows in one row group.
-        flush_seconds: Longest time (monotonic clock) a row waits in memory.
+        flush_seconds: Longest time (monotonic clock) a row waits in memory; None: no limit.
         clock: The clock (tests give their own).
     """
 
     def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, row_group: int = 50_000,
-                 flush_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 flush_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
@@ -80,7 +85,8 @@ class ParquetTableWriter:
                 self._columns[name].extend(columns[name])  # type: ignore[arg-type]
             self._buffered += n
             self.rows += n
-        if self._buffered >= self._row_group or (self._buffered and now - self._oldest >= self._flush_seconds):
+        if self._buffered >= self._row_group or (self._buffered and self._flush_seconds is not None
+                                                       and now - self._oldest >= self._flush_seconds):
             self._flush()
 
     def _flush(self) -> None:
@@ -135,7 +141,7 @@ class TracksSink:
     """
 
     def __init__(self, path: str, camera: str | None = None) -> None:
-        self._table = ParquetTableWriter(path, TRACKS_SCHEMA)
+        self._table = ParquetTableWriter(path, TRACKS_SCHEMA, flush_seconds=FLUSH_SECONDS)
         self.camera = camera
 
     def process(self, frame: Frame) -> Frame:
