@@ -217,6 +217,8 @@ def test_a_typo_in_a_site_file_ends_the_cli_in_one_line_with_exit_code_2(tmp_pat
     ("evidence.drain_seconds=null", "'evidence.drain_seconds' must be a number, got null"),
     ("runtime.trim_seconds=often", "'runtime.trim_seconds' must be a number, got 'often'"),
     ("runtime.trim_seconds=true", "'runtime.trim_seconds' must be a number, got True"),
+    ("runtime.malloc_arenas=1.5", "'runtime.malloc_arenas' must be a whole number, got 1.5"),
+    ("runtime.mmap_threshold_kb=big", "'runtime.mmap_threshold_kb' must be a whole number, got 'big'"),
     ("status.port='9108'", "'status.port' must be a whole number, got '9108' (text; a number from an environment "
      "variable needs ${oc.decode:${oc.env:NAME}})"),
 ])
@@ -229,9 +231,11 @@ def test_a_value_of_the_wrong_type_is_a_one_line_error_naming_the_key(override, 
 def test_values_of_the_right_type_pass_whatever_their_source(tmp_path):
     write_conf(tmp_path, "site", "mine", "rules: {unattended: {seconds: 12, update_seconds: 5}, queue: {min_people: 2}}")
     cfg = compose_checked("+site=mine", "rules.interaction.max_distance=2", "filters.max_ratio=0.8",
-                          "batch.cache=false", "runtime.trim_seconds=null", config_dir=tmp_path)
+                          "batch.cache=false", "runtime.trim_seconds=null", "runtime.malloc_arenas=null",
+                          "runtime.mmap_threshold_kb=null", config_dir=tmp_path)
     assert (cfg.rules.unattended.seconds, cfg.rules.interaction.max_distance, cfg.batch.cache) == (12, 2, False)
     assert cfg.runtime.trim_seconds is None  # null turns the heap trimmer off
+    assert (cfg.runtime.malloc_arenas, cfg.runtime.mmap_threshold_kb) == (None, None)  # null: glibc's own
 
 
 @pytest.mark.slow  # the CLI
@@ -241,4 +245,14 @@ def test_a_wrong_type_ends_snapshot_mode_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "vizoflow: error: 'rules.unattended.seconds' must be a number, got 'abc'"]
+    assert not (tmp_path / "out" / "snapshot.png").exists()
+
+
+@pytest.mark.slow  # the CLI
+def test_a_malloc_setting_out_of_range_ends_the_run_in_one_line(tmp_path):
+    done = run_cli(f"source.path={clip('tud-campus')}", "mode=snapshot", "runtime.malloc_arenas=0",
+                   f"output_dir={tmp_path}/out", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "vizoflow: error: runtime.malloc_arenas must be 1 or more, or null, got 0"]
     assert not (tmp_path / "out" / "snapshot.png").exists()

@@ -52,16 +52,16 @@ def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, 
     Raises:
         ConfigError: A value out of range, named by its setting.
     """
-    wanted = {}
+    wanted: dict[str, tuple[int, int, int]] = {}  # setting: (mallopt parameter, its value, the setting's value)
     if arenas is not None:
         if arenas < 1:
             raise ConfigError(f"runtime.malloc_arenas must be 1 or more, or null, got {arenas!r}")
-        wanted["malloc_arenas"] = (M_ARENA_MAX, arenas)
+        wanted["malloc_arenas"] = (M_ARENA_MAX, arenas, arenas)
     if mmap_threshold_kb is not None:
         if not 1 <= mmap_threshold_kb <= MAX_MMAP_THRESHOLD_KB:
             raise ConfigError(f"runtime.mmap_threshold_kb must be 1 to {MAX_MMAP_THRESHOLD_KB}, or null, "
                               f"got {mmap_threshold_kb!r}")
-        wanted["mmap_threshold_kb"] = (M_MMAP_THRESHOLD, mmap_threshold_kb * 1024)
+        wanted["mmap_threshold_kb"] = (M_MMAP_THRESHOLD, mmap_threshold_kb * 1024, mmap_threshold_kb)
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -69,12 +69,11 @@ def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, 
             log.info("runtime.malloc_arenas, runtime.mmap_threshold_kb: this C library has no mallopt")
         return {}
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    applied = {}
-    for name, (param, value) in wanted.items():
+    for name, (param, value, _) in wanted.items():
         if mallopt(param, value) != 1:
             raise ConfigError(f"runtime.{name}: malloc refused {value}")
-        applied[name] = value if param != M_MMAP_THRESHOLD else value // 1024
-    return applied
+    return {name: shown for name, (_, _, shown) in wanted.items()}
+
 
 def glibc_trim() -> Callable[[], int] | None:
     """glibc's ``malloc_trim(0)`` as a callable, or None where the C library has none."""
