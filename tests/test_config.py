@@ -239,20 +239,13 @@ def test_values_of_the_right_type_pass_whatever_their_source(tmp_path):
 
 
 @pytest.mark.slow  # the CLI
-def test_a_wrong_type_ends_snapshot_mode_in_one_line(tmp_path):
-    done = run_cli(f"source.path={clip('tud-campus')}", "mode=snapshot", "rules.unattended.seconds=abc",
-                   f"output_dir={tmp_path}/out", timeout=120)
+@pytest.mark.parametrize(("override", "message"), [
+    ("rules.unattended.seconds=abc", "'rules.unattended.seconds' must be a number, got 'abc'"),  # a wrong type
+    ("runtime.malloc_arenas=0", "runtime.malloc_arenas must be 1 or more, or null, got 0"),  # out of range
+])
+def test_a_bad_setting_ends_snapshot_mode_in_one_line(tmp_path, override, message):
+    done = run_cli(f"source.path={clip('tud-campus')}", "mode=snapshot", override, f"output_dir={tmp_path}/out",
+                   timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "vizoflow: error: 'rules.unattended.seconds' must be a number, got 'abc'"]
-    assert not (tmp_path / "out" / "snapshot.png").exists()
-
-
-@pytest.mark.slow  # the CLI
-def test_a_malloc_setting_out_of_range_ends_the_run_in_one_line(tmp_path):
-    done = run_cli(f"source.path={clip('tud-campus')}", "mode=snapshot", "runtime.malloc_arenas=0",
-                   f"output_dir={tmp_path}/out", timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        "vizoflow: error: runtime.malloc_arenas must be 1 or more, or null, got 0"]
+    assert done.stderr.strip().splitlines() == [f"vizoflow: error: {message}"]
     assert not (tmp_path / "out" / "snapshot.png").exists()
