@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vizoflow.errors import ConfigError
 
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
 MAX_MMAP_THRESHOLD_KB = 32 * 1024  # glibc refuses more on 64-bit systems
+
+
+def _libc_function(name: str, argtypes: list[type], restype: type) -> Any | None:
+    """A function of the C library the process already runs on, typed; None where it has none."""
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = argtypes, restype
+    return function
 
 
 def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, int]:
@@ -62,13 +73,11 @@ def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, 
             raise ConfigError(f"runtime.mmap_threshold_kb must be 1 to {MAX_MMAP_THRESHOLD_KB}, or null, "
                               f"got {mmap_threshold_kb!r}")
         wanted["mmap_threshold_kb"] = (M_MMAP_THRESHOLD, mmap_threshold_kb * 1024, mmap_threshold_kb)
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    if mallopt is None:
         if wanted:
             log.info("runtime.malloc_arenas, runtime.mmap_threshold_kb: this C library has no mallopt")
         return {}
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     for name, (param, value, _) in wanted.items():
         if mallopt(param, value) != 1:
             raise ConfigError(f"runtime.{name}: malloc refused {value}")
@@ -77,12 +86,8 @@ def tune_malloc(arenas: int | None, mmap_threshold_kb: int | None) -> dict[str, 
 
 def glibc_trim() -> Callable[[], int] | None:
     """glibc's ``malloc_trim(0)`` as a callable, or None where the C library has none."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # the C library the process already runs on
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return lambda: trim(0)
+    trim = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+    return None if trim is None else lambda: trim(0)
 
 
 def resident_mb(pid: int | str = "self") -> float:
