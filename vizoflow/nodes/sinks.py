@@ -77,17 +77,20 @@ class ParquetTableWriter:
 
     def extend(self, columns: dict[str, object], n: int) -> None:
         """Append ``n`` rows given column-wise (lists or arrays of length ``n``)."""
-        now = self._clock()
         if n:
-            if not self._buffered:
-                self._oldest = now
+            if not self._buffered and self._flush_seconds is not None:
+                self._oldest = self._clock()
             for name in self.schema.names:
                 self._columns[name].extend(columns[name])  # type: ignore[arg-type]
             self._buffered += n
             self.rows += n
-        if self._buffered >= self._row_group or (self._buffered and self._flush_seconds is not None
-                                                       and now - self._oldest >= self._flush_seconds):
+        if self._buffered >= self._row_group or self._waited_long_enough():
             self._flush()
+
+    def _waited_long_enough(self) -> bool:
+        """Whether the oldest buffered row has waited ``flush_seconds`` (never, without a time bound)."""
+        return (bool(self._buffered) and self._flush_seconds is not None
+                and self._clock() - self._oldest >= self._flush_seconds)
 
     def _flush(self) -> None:
         if self._buffered:
