@@ -38,8 +38,8 @@ package), which records every native allocation with its call stack:
 the soak prints the memory malloc'd and not yet freed every 5 minutes (:func:`heap_timeline`),
 and ``heaptrack_print -f <out>/heaptrack.vizoflow.zst --print-leaks`` names what was
 never freed, by call stack. It sees malloc inside OpenVINO, FFmpeg and numpy, which
-tracemalloc does not. It slows
-every allocation, so its RSS and processed figures are not comparable either.
+tracemalloc does not. It slows every allocation, so its RSS and processed figures are
+not comparable either.
 
 ``--timezone`` sets the site's zone, e.g. one whose midnight falls inside the run to see
 the daily metrics files roll over (``Pacific/Kiritimati`` is UTC+14).
@@ -190,6 +190,7 @@ class Soak:
         self.pool = CameraPool(work, (args.clip,) if args.clip else CLIPS, fps=args.fps)
         self.running: Running | None = None
         self.recorder: subprocess.Popen | None = None  # heaptrack's interpreter, writing its output
+        self.fifo, self.trace = work / "heaptrack.fifo", work / "heaptrack.vizoflow.zst"  # its input and output
 
     def start(self) -> None:
         """Serve the cameras and start vizoflow on a store42 site of them; wait until every one is processed."""
@@ -208,13 +209,11 @@ class Soak:
         """Start heaptrack's interpreter on a pipe; the environment that makes vizoflow write to it."""
         if not (HEAPTRACK / "libheaptrack_preload.so").exists():
             raise StartFailed(f"--heaptrack needs Debian's heaptrack package ({HEAPTRACK} is missing)")
-        fifo = self.work / "heaptrack.fifo"
-        fifo.unlink(missing_ok=True)
-        os.mkfifo(fifo)
-        out = self.work / "heaptrack.vizoflow.zst"
-        self.recorder = subprocess.Popen(["sh", "-c", f'"{HEAPTRACK}/libexec/heaptrack_interpret" < "{fifo}" | '
-                                                      f'zstd -q -c > "{out}"'])
-        return {"LD_PRELOAD": str(HEAPTRACK / "libheaptrack_preload.so"), "DUMP_HEAPTRACK_OUTPUT": str(fifo)}
+        self.fifo.unlink(missing_ok=True)
+        os.mkfifo(self.fifo)
+        self.recorder = subprocess.Popen(["sh", "-c", f'"{HEAPTRACK}/libexec/heaptrack_interpret" < "{self.fifo}" | '
+                                                      f'zstd -q -c > "{self.trace}"'])
+        return {"LD_PRELOAD": str(HEAPTRACK / "libheaptrack_preload.so"), "DUMP_HEAPTRACK_OUTPUT": str(self.fifo)}
 
     def sample(self, t0: float, m0: dict[str, float]) -> dict[str, float] | None:
         """One row: rates since the start sample, current gauges, RSS, disk; None if ``/metrics`` did not answer."""
@@ -301,8 +300,8 @@ class Soak:
             self.pool.close()
             if self.recorder is not None:  # ends once vizoflow has closed the pipe
                 self.recorder.wait(timeout=600)
-                (self.work / "heaptrack.fifo").unlink(missing_ok=True)
-                print(f"heaptrack output: {self.work / 'heaptrack.vizoflow.zst'}", flush=True)
+                self.fifo.unlink(missing_ok=True)
+                print(f"heaptrack output: {self.trace}", flush=True)
         return code
 
     def verdict(self, code: int) -> list[str]:
@@ -350,7 +349,7 @@ class Soak:
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
               f"{last['evidence_failed']:.0f} failed; outputs {last['disk_mb']:.1f} MB; {last['day_files']:.0f} day file(s)")
         if self.recorder is not None:
-            points = heap_timeline(self.work / "heaptrack.vizoflow.zst")
+            points = heap_timeline(self.trace)
             print("  malloc'd, not freed (heaptrack), every 5 min of the process: "
                   + ", ".join(f"{heap:.0f}" for _, heap in points) + " MB")
         if len(self.snapshots) == 2:
