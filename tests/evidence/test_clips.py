@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
 
-from vizoflow.events import Event
+from vizoflow.analytics.dayfile import AnalyticsFile
+from vizoflow.events import Event, VideoEvidence
 from vizoflow.evidence.clips import ClipCutter, ClipSettings
 from vizoflow.evidence.disk import DiskGuard
 from vizoflow.evidence.outbox import Outbox
@@ -110,6 +113,24 @@ def test_long_event_continues_in_linked_parts_capped_at_max_seconds(tmp_path):
     assert all(d <= 3.0 for d in durations)
     items = Outbox(tmp_path / OUTBOX_NAME).all()
     assert [(i.event_id, i.part) for i in items] == [("unattended-x-2", 1), ("unattended-x-2", 2), ("unattended-x-2", 3)]
+
+
+def test_a_queue_longer_than_a_clip_gets_its_evidence_linked(tmp_path):
+    # the first clip is cut at max_seconds knowing two people; the queue ends with three,
+    # and its metrics entry (written at the end) lists all three
+    def queue(phase: str, ids: tuple[int, ...], duration: float) -> Event:
+        return Event("queue", phase, "queue-x-till", "cam", ids, ((1.0, 2.0, 3.0, 4.0),) * len(ids), 0.9, 1.0,
+                     duration, epoch=1_761_390_000.0, details={"max_length": len(ids), "waits": {}})
+
+    seg = segmenter(tmp_path, pre_roll=0.0, post_roll=0.0, max_seconds=3.0)
+    end = queue("end", (1, 2, 3), 8.0)
+    run(seg, frames(120), {10: [queue("start", (1, 2), 0.0)], 90: [end]})
+    first = Outbox(tmp_path / OUTBOX_NAME).find("queue-x-till", 1)
+    assert first is not None and first.event["track_ids"] == [1, 2]
+    metrics = AnalyticsFile(tmp_path / "analytics_metrics.json")
+    metrics.add_event(end)
+    evidence = VideoEvidence(Path(first.segment_path).name, "up.mp4", "https://h/up.mp4", "incident_1", "t")
+    assert metrics.link_video_evidence(first.event_id, first.event["track_ids"], evidence, first.event["start"])
 
 
 def test_time_mode_writes_back_to_back_segments_and_records_those_with_events(tmp_path):

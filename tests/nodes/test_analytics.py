@@ -85,6 +85,20 @@ def test_evidence_links_to_the_matching_entry_only(tmp_path):
     assert "video_evidence" not in entries[0] and entries[1]["video_evidence"] == ev.to_dict()
 
 
+def test_a_long_queue_is_linked_with_the_ids_its_first_clip_knew(tmp_path):
+    # a queue's first clip is cut at max_seconds with the people queued by then; its
+    # entry, written when the queue ends, lists everyone who joined later as well
+    c = AnalyticsFile(tmp_path / "m.json")
+    queue = event("queue", ids=(1, 2, 3, 4, 9), duration=300.0, max_length=4, waits={"1": 20.0})
+    c.add_event(queue)
+    ev = VideoEvidence("segment_9_20251025_113052_queue_start.mp4", "prolific_upload_2.mp4",
+                       "https://s3-noi.aces3.ai/vizo361/prolific_upload_2.mp4", "incident_2", "2025-10-25 11:31:30")
+    assert not c.link_video_evidence(queue.event_id, [1, 5], ev)  # someone the queue never held: another event
+    assert c.link_video_evidence(queue.event_id, [1, 2, 3], ev)
+    entry = json.loads((tmp_path / "m.json").read_text())["queue_metrics"]["queue_events"][0]
+    assert entry["video_evidence"] == ev.to_dict()
+
+
 def test_an_existing_file_is_continued_and_a_torn_one_is_kept_aside(tmp_path):
     path = tmp_path / "m.json"
     AnalyticsFile(path).add_event(event())

@@ -211,20 +211,25 @@ class AnalyticsFile:
 
     def link_video_evidence(self, event_id: str, track_ids: list[int], evidence: VideoEvidence,
                             start: str | None = None) -> bool:
-        """Attach ``video_evidence`` to the entries of ``event_id`` (same track ids); True if found.
+        """Attach ``video_evidence`` to the entries of ``event_id`` (holding ``track_ids``); True if found.
+
+        The entry's ids may be more than the clip's: a queue gains people after its first
+        clip was cut (at ``max_seconds``, with the ids known then), so its entry, written
+        when it ends, lists them all.
 
         ``start`` (the event's ISO start) names the day file to look in, and the days
         beside it (a run in another time zone wrote it); without it every day is searched.
         Every matching entry of that day gets it: footage re-run into the same output
         folder adds the event to the file again, and that entry needs its evidence as well.
         """
+        wanted = set(track_ids)
         with self._lock:
             for day in self._candidate_days(start):
                 doc = self._doc(day)
                 found = False
                 for section, name in SECTIONS:
                     for entry in doc[section][name]:
-                        if entry.get("event_id") == event_id and entry.get("track_ids") == list(track_ids):
+                        if entry.get("event_id") == event_id and wanted <= set(entry.get("track_ids", ())):
                             entry["video_evidence"] = evidence.to_dict()
                             found = True
                 if found:
