@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS evidence (
     uploaded_to TEXT,
     reported_to TEXT NOT NULL DEFAULT '[]',
     links TEXT NOT NULL DEFAULT '{}',
+    segment_name TEXT,
     UNIQUE (event_id, part)
 );
 """
@@ -73,7 +74,12 @@ ADDED_COLUMNS = {
     "uploaded_to": "TEXT",
     "reported_to": "TEXT NOT NULL DEFAULT '[]'",
     "links": "TEXT NOT NULL DEFAULT '{}'",
+    "segment_name": "TEXT",
 }
+# Clips are looked up by file name (retention, the clip counter): an index, so that a
+# lookup costs the same after weeks of rows.
+NAME_INDEX = "CREATE INDEX IF NOT EXISTS evidence_segment_name ON evidence (segment_name)"
+LOOKUP_CHUNK = 500  # names per query (SQLite allows 32,766 parameters; keep statements small)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,7 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._migrate()
+        self._name_segments()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -168,10 +175,10 @@ class Outbox:
         with self._tx() as db:
             have = {row[1] for row in db.execute("PRAGMA table_info(evidence)")}
             missing = [name for name in ADDED_COLUMNS if name not in have]
-            if not missing:
-                return
             for name in missing:
                 db.execute(f"ALTER TABLE evidence ADD COLUMN {name} {ADDED_COLUMNS[name]}")
+            if not set(missing) - {"segment_name"}:
+                return
             local_incidents = self._local_incident_ids()
             for row in db.execute("SELECT * FROM evidence").fetchall():
                 event = json.loads(row["event_json"])
@@ -183,6 +190,14 @@ class Outbox:
                 links = {path: LINK_DONE if row["state"] == LINKED else LINK_PENDING} if path else {}
                 db.execute("UPDATE evidence SET uploaded_to = ?, reported_to = ?, links = ? WHERE id = ?",
                            (uploaded_to, json.dumps(reported_to), json.dumps(links), row["id"]))
+
+    def _name_segments(self) -> None:
+        """Fill ``segment_name`` where an older vizoflow left it empty, and index it."""
+        with self._tx() as db:
+            rows = db.execute("SELECT id, segment_path FROM evidence WHERE segment_name IS NULL").fetchall()
+            db.executemany("UPDATE evidence SET segment_name = ? WHERE id = ?",
+                           [(Path(path).name, item_id) for item_id, path in rows])
+            db.execute(NAME_INDEX)
 
     def _local_incident_ids(self) -> set[str]:
         log_path = self.path.parent / "incidents.jsonl"
@@ -206,9 +221,10 @@ class Outbox:
         metrics_path = metrics_path or event.get("metrics_path")
         links = {metrics_path: LINK_PENDING} if metrics_path else {}
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO evidence (event_id, part, kind, segment_path, event_json, state, created, "
-                       "updated, links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (event_id, part, kind, segment_path, json.dumps(event), CLIP_WRITTEN, now, now, json.dumps(links)))
+            db.execute("INSERT OR IGNORE INTO evidence (event_id, part, kind, segment_path, segment_name, event_json, "
+                       "state, created, updated, links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (event_id, part, kind, segment_path, Path(segment_path).name, json.dumps(event), CLIP_WRITTEN,
+                        now, now, json.dumps(links)))
             return int(db.execute("SELECT id FROM evidence WHERE event_id = ? AND part = ?", (event_id, part)).fetchone()[0])
 
     def record(self, event_id: str, part: int, kind: str, segment_path: str, event: dict[str, Any],
@@ -227,10 +243,10 @@ class Outbox:
             if row is None:
                 now = time.time()
                 links = {metrics_path: LINK_PENDING} if metrics_path else {}
-                cur = db.execute("INSERT INTO evidence (event_id, part, kind, segment_path, event_json, state, created, "
-                                 "updated, links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (event_id, part, kind, segment_path, json.dumps(event), CLIP_WRITTEN, now, now,
-                                  json.dumps(links)))
+                cur = db.execute("INSERT INTO evidence (event_id, part, kind, segment_path, segment_name, event_json, "
+                                 "state, created, updated, links) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (event_id, part, kind, segment_path, Path(segment_path).name, json.dumps(event),
+                                  CLIP_WRITTEN, now, now, json.dumps(links)))
                 return int(cur.lastrowid), NEW  # type: ignore[arg-type]
             item = self._item(row)
             if item.segment_path == segment_path:  # the same clip recorded again: it stays the row's
@@ -242,10 +258,11 @@ class Outbox:
             links = {path: LINK_PENDING if status == LINK_DONE else status for path, status in item.links.items()}
             if metrics_path:
                 links[metrics_path] = LINK_PENDING
-            db.execute("UPDATE evidence SET segment_path = ?, event_json = ?, state = ?, uploaded_filename = NULL, "
-                       "video_url = NULL, upload_timestamp = NULL, uploaded_to = NULL, links = ?, attempts = 0, "
-                       "next_attempt = 0, last_error = NULL, updated = ? WHERE id = ?",
-                       (segment_path, json.dumps(event), CLIP_WRITTEN, json.dumps(links), time.time(), item.id))
+            db.execute("UPDATE evidence SET segment_path = ?, segment_name = ?, event_json = ?, state = ?, "
+                       "uploaded_filename = NULL, video_url = NULL, upload_timestamp = NULL, uploaded_to = NULL, "
+                       "links = ?, attempts = 0, next_attempt = 0, last_error = NULL, updated = ? WHERE id = ?",
+                       (segment_path, Path(segment_path).name, json.dumps(event), CLIP_WRITTEN, json.dumps(links),
+                        time.time(), item.id))
             return item.id, REPLACED
 
     def find(self, event_id: str, part: int) -> Item | None:
@@ -382,6 +399,26 @@ class Outbox:
         """Every item, oldest first."""
         with self._lock:
             return [self._item(r) for r in self._db.execute("SELECT * FROM evidence ORDER BY id").fetchall()]
+
+    def by_segment_name(self, names: Iterable[str]) -> dict[str, Item]:
+        """The items whose clip has one of these file names, by name.
+
+        For a folder's clips: the cost follows the names asked about, not the rows the
+        outbox has gathered over weeks.
+        """
+        wanted, found = sorted(set(names)), {}
+        for at in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[at:at + LOOKUP_CHUNK]
+            with self._lock:
+                rows = self._db.execute(f"SELECT * FROM evidence WHERE segment_name IN ({', '.join('?' * len(chunk))})"
+                                        " ORDER BY id", chunk).fetchall()
+            found.update((row["segment_name"], self._item(row)) for row in rows)
+        return found
+
+    def segment_names(self) -> list[str]:
+        """Every clip file name the outbox has known (without parsing the rows' events)."""
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT segment_name FROM evidence")]
 
     @staticmethod
     def _item(row: sqlite3.Row) -> Item:

@@ -58,7 +58,7 @@ class ClipRecorder:
         # numbers go on from the folder and from the outbox, so a name is never used twice
         # (retention may have deleted the clip with the highest number)
         known = [p.name for p in directory.glob("segment_*.mp4")]
-        known += [Path(item.segment_path).name for item in outbox.all()] if outbox is not None else []
+        known += outbox.segment_names() if outbox is not None else []
         self._counter = max((int(m.group(1)) for name in known if (m := SEGMENT_NAME.match(name))), default=0)
         self._waiting: list[tuple[str, Callable[[], None], Path | None]] = []  # (what, retry, note), oldest first
         self._retry_at = float("-inf")

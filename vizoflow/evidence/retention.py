@@ -65,9 +65,10 @@ class Retention:
         if self.max_age_hours is None and self.max_total_gb is None:
             return result
         now = self.clock()
-        by_name = {Path(item.segment_path).name: item for item in self.outbox.all()}
+        files = list(self.directory.glob("*.mp4"))
+        by_name = self.outbox.by_segment_name(path.name for path in files)
         clips = []  # (mtime, size, path, deletable)
-        for path in self.directory.glob("*.mp4"):
+        for path in files:
             try:
                 st = path.stat()
             except FileNotFoundError:
