@@ -1,3 +1,6 @@
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -58,3 +61,57 @@ def test_a_row_group_is_written_when_full(tmp_path: Path):
         writer.extend({"x": [x]}, 1)
     meta = pq.ParquetFile(writer.close()).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]
+
+
+SCHEMA = pa.schema([("x", pa.int64())])
+
+
+def test_parts_are_closed_every_part_seconds_and_joined_into_one_file_at_close(tmp_path: Path):
+    now = [0.0]
+    writer = ParquetTableWriter(tmp_path / "t.parquet", SCHEMA, row_group=4, part_seconds=100, clock=lambda: now[0])
+    for t in range(0, 350, 10):  # a row every 10 s
+        now[0] = float(t)
+        writer.extend({"x": [t]}, 1)
+        if t == 250:  # two parts closed by now (at 100 and 200 s, with that row), readable while the run goes on
+            assert [p.name for p in sorted(writer.parts.iterdir())] == ["t-00001.parquet", "t-00002.parquet"]
+            assert pq.read_table(writer.parts).column("x").to_pylist() == list(range(0, 210, 10))
+    path = writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]  # the parts and their folder are gone
+    table = pq.ParquetFile(path)
+    assert table.read().column("x").to_pylist() == list(range(0, 350, 10))
+    assert max(table.metadata.row_group(i).num_rows for i in range(table.metadata.num_row_groups)) == 4
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import pyarrow as pa
+from vizoflow.nodes.sinks import ParquetTableWriter
+now = [0.0]
+writer = ParquetTableWriter(sys.argv[1], pa.schema([("x", pa.int64())]), row_group=2, part_seconds=30.0,
+                            clock=lambda: now[0])
+for x in range(9):  # a row every 10 s: parts closed at 30 s (rows 0-3) and 60 s (4-6); 7 and 8 in the open part
+    now[0] = 10.0 * x
+    writer.extend({"x": [x]}, 1)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_run_loses_only_its_open_part_and_the_next_run_into_the_folder_publishes_the_rest(tmp_path: Path):
+    path = tmp_path / "t.parquet"
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert not path.exists()
+    # rows 7 and 8 were written into t.parquet.partial, which has no footer: lost
+    assert pq.read_table(tmp_path / "t.parquet.parts").column("x").to_pylist() == [0, 1, 2, 3, 4, 5, 6]
+    writer = ParquetTableWriter(path, SCHEMA, part_seconds=3600.0)
+    writer.extend({"x": [100, 101]}, 2)
+    assert pq.read_table(writer.close()).column("x").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 100, 101]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+def test_without_parts_the_file_is_published_at_close_as_one_part(tmp_path: Path):
+    writer = ParquetTableWriter(tmp_path / "t.parquet", SCHEMA, part_seconds=None, clock=lambda: 1e9)
+    writer.extend({"x": [1, 2]}, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet.partial"]
+    assert pq.read_table(writer.close()).column("x").to_pylist() == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]

@@ -22,6 +22,9 @@ TRACK_ID = "track_id"  # detections.data key of the tracker's own id (set by the
 # 30 rows a second: 50,000 rows took half an hour to fill, 15 MB of Python objects held
 # and let go at once; five minutes hold under 3 MB and add 12 row groups an hour.
 FLUSH_SECONDS = 300.0
+# Longest time a table's rows sit in a file without a footer (unreadable if the run is
+# killed): after it the part is closed and a new one begun.
+PART_SECONDS = 3600.0
 
 TRACKS_SCHEMA = pa.schema([
     ("camera", pa.string()),
@@ -44,35 +47,48 @@ class ParquetTableWriter:
     """Append rows to a Parquet file in row groups; publish it atomically on close.
 
     Rows are buffered up to ``row_group`` rows, or for ``flush_seconds`` when that is
-    set, and written as one row group, so memory stays flat on endless live runs. The
-    file is written as ``<name>.partial`` and renamed on :meth:`close`, so a crashed run
-    never leaves a table that looks whole.
+    set, and written as one row group, so memory stays flat on endless live runs.
+
+    A Parquet file can be read only once its footer is written, at its close. So the
+    rows go into parts: the open one is ``<name>.partial``; every ``part_seconds`` it is
+    closed and moved into ``<name>.parts/`` (``<stem>-00001.parquet``, ...), where it can
+    be read at once. A run killed outright (power cut, SIGKILL, out of memory) loses only
+    the open part; ``pl.scan_parquet("<name>.parts/*.parquet")`` reads the rest. On
+    :meth:`close` the parts become ``<name>`` again, one file, and their folder goes. A
+    run started into the same folder after a kill goes on numbering the parts it finds
+    and so also publishes the killed run's rows.
 
     Row groups cost memory too: the writer keeps each one's description (about 11 KB for
-    the tracks table's 13 columns) until it closes. So a time bound is for fast tables
-    only, and a long one.
+    the tracks table's 13 columns) until its part closes. So a time bound is for fast
+    tables only, and a long one.
 
     Args:
         path: The table's file.
         schema: Its columns.
         row_group: Most rows in one row group.
         flush_seconds: Longest time (monotonic clock) a row waits in memory; None: no limit.
+        part_seconds: Longest time the open part stays open; None: one part, published at close.
         clock: The clock (tests give their own).
     """
 
     def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, row_group: int = 50_000,
-                 flush_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 flush_seconds: float | None = None, part_seconds: float | None = PART_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
+        self.parts = self.path.with_name(self.path.name + ".parts")
         self._partial = self.path.with_name(self.path.name + ".partial")
-        self._writer = pq.ParquetWriter(self._partial, schema)
         self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
         self._buffered = 0
         self._row_group = row_group
-        self._flush_seconds = flush_seconds
+        self._flush_seconds, self._part_seconds = flush_seconds, part_seconds
         self._clock = clock
         self._oldest = 0.0  # when the first buffered row came
+        self._part_rows = 0  # rows in the open part
+        self._writer: pq.ParquetWriter | None = None
+        self._opened = 0.0  # when the open part was opened
+        self._open_part()
         self.rows = 0
 
     def extend(self, columns: dict[str, object], n: int) -> None:
@@ -86,6 +102,11 @@ class ParquetTableWriter:
             self.rows += n
         if self._buffered >= self._row_group or self._waited_long_enough():
             self._flush()
+        if self._part_seconds is not None and self._clock() - self._opened >= self._part_seconds:
+            self._flush()
+            if self._part_rows:
+                self._close_part()
+                self._open_part()
 
     def _waited_long_enough(self) -> bool:
         """Whether the oldest buffered row has waited ``flush_seconds`` (never, without a time bound)."""
@@ -94,18 +115,72 @@ class ParquetTableWriter:
 
     def _flush(self) -> None:
         if self._buffered:
+            assert self._writer is not None
             self._writer.write_table(pa.table(self._columns, schema=self.schema))
             self._columns = {name: [] for name in self.schema.names}
+            self._part_rows += self._buffered
             self._buffered = 0
+
+    def _open_part(self) -> None:
+        self._writer = pq.ParquetWriter(self._partial, self.schema)
+        self._opened, self._part_rows = self._clock(), 0
+
+    def _close_part(self) -> None:
+        """Close the open part and move it into the parts folder, where it can be read."""
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        self.parts.mkdir(exist_ok=True)
+        numbers = [int(p.stem.rpartition("-")[2]) for p in self._finished_parts()]
+        os.replace(self._partial, self.parts / f"{self.path.stem}-{max(numbers, default=0) + 1:05d}.parquet")
+
+    def _finished_parts(self) -> list[Path]:
+        """The closed parts, in order (also a killed earlier run's, in this folder)."""
+        if not self.parts.is_dir():
+            return []
+        return sorted(p for p in self.parts.glob(f"{self.path.stem}-*.parquet") if p.stem.rpartition("-")[2].isdigit())
 
     def close(self) -> Path:
         """Write the remaining rows and publish the file."""
-        if self._writer is not None:
-            self._flush()
+        if self._writer is None:
+            return self.path
+        self._flush()
+        if not self._finished_parts():
             self._writer.close()
-            self._writer = None  # type: ignore[assignment]
+            self._writer = None
             os.replace(self._partial, self.path)
+            return self.path
+        if self._part_rows:
+            self._close_part()
+        else:
+            self._writer.close()
+            self._writer = None
+        self._join_parts()
         return self.path
+
+    def _join_parts(self) -> None:
+        """The closed parts as one file (row groups of up to ``row_group`` rows), then the parts go.
+
+        The parts are deleted only once the whole file is in place: a run killed while
+        joining keeps them, and the next close joins them again.
+        """
+        parts = self._finished_parts()
+        with pq.ParquetWriter(self._partial, self.schema) as out:
+            waiting: list[pa.Table] = []
+            for part in parts:
+                waiting.append(pq.read_table(part, schema=self.schema))
+                if sum(t.num_rows for t in waiting) >= self._row_group:
+                    out.write_table(pa.concat_tables(waiting), row_group_size=self._row_group)
+                    waiting = []
+            if waiting:
+                out.write_table(pa.concat_tables(waiting), row_group_size=self._row_group)
+        os.replace(self._partial, self.path)
+        for part in parts:
+            part.unlink()
+        try:
+            self.parts.rmdir()
+        except OSError:  # something else was put there: leave it
+            log.warning("%s: left in place, it holds files that are not parts of %s", self.parts, self.path.name)
 
 
 def track_columns(frame: Frame, missing_confidence: float = float("nan")) -> dict[str, list]:
