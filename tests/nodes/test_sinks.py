@@ -1,6 +1,8 @@
+import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -96,17 +98,32 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_a_killed_run_loses_only_its_open_part_and_the_next_run_into_the_folder_publishes_the_rest(tmp_path: Path):
+def test_a_killed_run_loses_only_its_open_part_and_the_next_run_into_the_folder_keeps_the_rest(tmp_path: Path):
     path = tmp_path / "t.parquet"
     done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], timeout=60)
     assert done.returncode == -signal.SIGKILL
     assert not path.exists()
     # rows 7 and 8 were written into t.parquet.partial, which has no footer: lost
     assert pq.read_table(tmp_path / "t.parquet.parts").column("x").to_pylist() == [0, 1, 2, 3, 4, 5, 6]
-    writer = ParquetTableWriter(path, SCHEMA, part_seconds=3600.0)
+    last_written = (tmp_path / "t.parquet.parts" / "t-00002.parquet").stat().st_mtime
+    writer = ParquetTableWriter(path, SCHEMA)  # the service restarted into its folder
     writer.extend({"x": [100, 101]}, 2)
-    assert pq.read_table(writer.close()).column("x").to_pylist() == [0, 1, 2, 3, 4, 5, 6, 100, 101]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+    assert pq.read_table(writer.close()).column("x").to_pylist() == [100, 101]  # its own rows only
+    aside = tmp_path / f"t_{datetime.fromtimestamp(last_written, UTC):%Y%m%dT%H%M%SZ}.parquet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["t.parquet", aside.name])
+    assert pq.read_table(aside).column("x").to_pylist() == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_an_earlier_runs_table_in_the_folder_is_kept_not_overwritten(tmp_path: Path):
+    for rows in ([1, 2], [3], [4, 5]):
+        writer = ParquetTableWriter(tmp_path / "t.parquet", SCHEMA)
+        writer.extend({"x": rows}, len(rows))
+        writer.close()
+        os.utime(tmp_path / "t.parquet", (1_790_000_000, 1_790_000_000))  # all three ended in the same second
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "t.parquet", "t_20260921T141320Z.parquet", "t_20260921T141320Z_2.parquet"]
+    assert [pq.read_table(tmp_path / name).column("x").to_pylist() for name in sorted(os.listdir(tmp_path))] == [
+        [4, 5], [1, 2], [3]]
 
 
 def test_without_parts_the_file_is_published_at_close_as_one_part(tmp_path: Path):

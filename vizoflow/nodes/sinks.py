@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -54,9 +56,13 @@ class ParquetTableWriter:
     closed and moved into ``<name>.parts/`` (``<stem>-00001.parquet``, ...), where it can
     be read at once. A run killed outright (power cut, SIGKILL, out of memory) loses only
     the open part; ``pl.scan_parquet("<name>.parts/*.parquet")`` reads the rest. On
-    :meth:`close` the parts become ``<name>`` again, one file, and their folder goes. A
-    run started into the same folder after a kill goes on numbering the parts it finds
-    and so also publishes the killed run's rows.
+    :meth:`close` the parts become ``<name>`` again, one file, and their folder goes.
+
+    A run into a folder that already holds the table (a service restarted into its fixed
+    ``output_dir``) sets the earlier run's aside first, as ``<stem>_<when it was last
+    written, UTC>.parquet``, and the parts of a killed run joined into one such file: each
+    run's table stays its own (frames and timestamps count from each run's start), and
+    none is overwritten.
 
     Row groups cost memory too: the writer keeps each one's description (about 11 KB for
     the tracks table's 13 columns) until its part closes. So a time bound is for fast
@@ -88,6 +94,7 @@ class ParquetTableWriter:
         self._part_rows = 0  # rows in the open part
         self._writer: pq.ParquetWriter | None = None
         self._opened = 0.0  # when the open part was opened
+        self._set_aside_earlier()
         self._open_part()
         self.rows = 0
 
@@ -135,10 +142,28 @@ class ParquetTableWriter:
         os.replace(self._partial, self.parts / f"{self.path.stem}-{max(numbers, default=0) + 1:05d}.parquet")
 
     def _finished_parts(self) -> list[Path]:
-        """The closed parts, in order (also a killed earlier run's, in this folder)."""
+        """The closed parts, in order."""
         if not self.parts.is_dir():
             return []
         return sorted(p for p in self.parts.glob(f"{self.path.stem}-*.parquet") if p.stem.rpartition("-")[2].isdigit())
+
+    def _set_aside_earlier(self) -> None:
+        """Keep an earlier run's table, and a killed run's parts as one table, under names of their own."""
+        self._set_aside(self.path)  # a run that ended
+        if parts := self._finished_parts():  # a run that was killed
+            last_written = parts[-1].stat().st_mtime
+            self._join_parts()
+            self._set_aside(self.path, last_written)
+
+    def _set_aside(self, table: Path, last_written: float | None = None) -> None:
+        if not table.exists():
+            return
+        when = table.stat().st_mtime if last_written is None else last_written
+        stamp = datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
+        names = (f"{table.stem}_{stamp}{'' if n == 1 else f'_{n}'}{table.suffix}" for n in itertools.count(1))
+        aside = next(path for name in names if not (path := table.with_name(name)).exists())
+        os.replace(table, aside)
+        log.info("%s: an earlier run's table is kept as %s", table, aside.name)
 
     def close(self) -> Path:
         """Write the remaining rows and publish the file."""
@@ -162,7 +187,7 @@ class ParquetTableWriter:
         """The closed parts as one file (row groups of up to ``row_group`` rows), then the parts go.
 
         The parts are deleted only once the whole file is in place: a run killed while
-        joining keeps them, and the next close joins them again.
+        joining keeps them.
         """
         parts = self._finished_parts()
         with pq.ParquetWriter(self._partial, self.schema) as out:
