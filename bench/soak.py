@@ -41,15 +41,11 @@ never freed, by call stack. It sees malloc inside OpenVINO, FFmpeg and numpy, wh
 tracemalloc does not. It slows every allocation, so its RSS and processed figures are
 not comparable either.
 
-``--preload LIB`` runs vizoflow with a library preloaded, e.g. another malloc (Debian's
-``libjemalloc2``: ``--preload /usr/lib/x86_64-linux-gnu/libjemalloc.so.2``), to compare
-allocators on the same footage.
-
 ``--timezone`` sets the site's zone, e.g. one whose midnight falls inside the run to see
 the daily metrics files roll over (``Pacific/Kiritimati`` is UTC+14).
 
     python bench/soak.py [--cameras 1] [--minutes 60] [--clip CLIP] [--fps 10] [--out DIR] [--timezone UTC]
-                         [--tracemalloc [FRAMES] | --heaptrack] [--preload LIB] [overrides ...]
+                         [--tracemalloc [FRAMES] | --heaptrack] [overrides ...]
 """
 
 from __future__ import annotations
@@ -205,8 +201,6 @@ class Soak:
             python, env = ("-X", f"tracemalloc={a.tracemalloc}", "-c", HOOK), {SNAPSHOTS: str(self.work)}
         if a.heaptrack:
             env = self.heaptrack_env()
-        if a.preload:
-            env["LD_PRELOAD"] = " ".join(filter(None, (str(a.preload), env.get("LD_PRELOAD"))))
         self.running = start_vizoflow(self.work / "conf", site, self.out,
                                    ["status.interval=60", f"timezone={a.timezone}", *a.overrides], python, env)
         wait_processing([self.running], timeout=180 + 60 * bool(a.tracemalloc or a.heaptrack))
@@ -338,8 +332,7 @@ class Soak:
         rss = [r["rss_mb"] for r in self.rows]
         clips = {f"cam{i}": clip for i, (clip, _) in enumerate(self.pool.cameras)}
         print(f"\nsoak {a.cameras} camera(s) @ {a.fps} fps for {last['minutes']:.1f} min (after {WARM_UP:.0f} s warm-up), "
-              f"timezone {a.timezone}{', tracemalloc' if a.tracemalloc else ''}"
-              f"{f', preloaded {a.preload.name}' if a.preload else ''}, exit code {code}")
+              f"timezone {a.timezone}{', tracemalloc' if a.tracemalloc else ''}, exit code {code}")
         print(f"  input fps      {last['input_fps']:6.2f}")
         print(f"  processed fps  {last['processed_fps']:6.2f}  "
               f"({last['processed'] / max(last['received'], 1):.3f} of input)")
@@ -382,9 +375,6 @@ def main() -> None:
                         help="trace allocations (FRAMES deep, 10 if not given) and print the sites that grew")
     parser.add_argument("--heaptrack", action="store_true",
                         help="record native allocations with heaptrack (see above); output in --out")
-    parser.add_argument("--preload", type=Path, metavar="LIB",
-                        help="run vizoflow with this library preloaded (LD_PRELOAD), e.g. another malloc: "
-                             "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (Debian's libjemalloc2)")
     parser.add_argument("--timezone", default="UTC", help="the site's IANA time zone")
     parser.add_argument("--out", type=Path, help="keep outputs, clips, snapshots and soak.csv here "
                                                  "(default: a temporary folder)")
@@ -393,8 +383,6 @@ def main() -> None:
     exit_on_sigterm()
     if args.heaptrack and (args.tracemalloc or args.out is None):
         parser.error("--heaptrack needs --out (its output is kept there) and cannot go with --tracemalloc")
-    if args.preload is not None and not args.preload.is_file():
-        parser.error(f"--preload: no such library: {args.preload}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="soak-")) if args.out is None else args.out.resolve()
