@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from vizoflow.errors import ConfigError
-from vizoflow.review.folders import SafeFolder, SiteRuns
+from vizoflow.review.folders import Run, SafeFolder, SiteRuns
 
 
 @pytest.fixture
@@ -96,3 +96,18 @@ def test_a_live_run_is_a_run_from_its_first_picture_on(tmp_path: Path):
     (several / "entrance").mkdir(parents=True)
     (several / "entrance" / "latest.jpg").write_bytes(b"jpg")
     assert [r.name for r in SiteRuns(tmp_path).runs()] == ["2026-12-05_10-00-00", "2026-12-05_09-00-00"]
+
+
+def test_a_table_is_the_runs_own_else_its_newest_closed_hour_else_the_newest_kept_earlier_one(tmp_path: Path):
+    run = Run("store42", tmp_path)
+    assert run.table("tracks") is None
+    for name in ("tracks_20261201T080000Z.parquet", "tracks_20261203T080000Z.parquet", "tracks_20261203T080000Z_2.parquet"):
+        (tmp_path / name).write_bytes(b"PAR1")
+    assert run.table("tracks").name == "tracks_20261203T080000Z_2.parquet"  # restarted: the earlier runs' tables
+    (tmp_path / "tracks.parquet.parts").mkdir()
+    (tmp_path / "tracks.parquet.partial").write_bytes(b"PAR1")  # the open part: no footer, never served
+    for n in (1, 2):
+        (tmp_path / "tracks.parquet.parts" / f"tracks-{n:05d}.parquet").write_bytes(b"PAR1")
+    assert run.table("tracks") == tmp_path / "tracks.parquet.parts" / "tracks-00002.parquet"  # live: the last hour
+    (tmp_path / "tracks.parquet").write_bytes(b"PAR1")
+    assert run.table("tracks") == tmp_path / "tracks.parquet"  # ended

@@ -85,6 +85,25 @@ class Run:
         folder = self.files.folder(camera)
         return SafeFolder(folder) if folder is not None else SafeFolder(self.path / ".none")
 
+    def table(self, stem: str) -> Path | None:
+        """The newest readable copy of the run's Parquet table ``<stem>.parquet``, or None.
+
+        The table itself once the run has ended; while it goes on (tables are published at
+        the end), its newest closed hour in ``<stem>.parquet.parts/``; else the newest
+        earlier run's, kept beside it as ``<stem>_<stamp>.parquet`` (a service restarted
+        into its fixed folder). See :class:`vizoflow.nodes.sinks.ParquetTableWriter`.
+        """
+        if (found := self.files.file(f"{stem}.parquet")) is not None:
+            return found
+        parts = self.files.folder(f"{stem}.parquet.parts")
+        places = [(SafeFolder(parts), f"{stem}-*.parquet")] if parts is not None else []
+        places.append((self.files, f"{stem}_*.parquet"))
+        for folder, pattern in places:
+            for name in sorted((p.name for p in folder.root.glob(pattern)), reverse=True):  # newest first
+                if (found := folder.file(name)) is not None:
+                    return found
+        return None
+
     def sub_folders(self) -> list[Path]:
         """The run's own sub-folders (a batch's videos, a site's cameras); symlinks out are left out."""
         if not self.path.is_dir():

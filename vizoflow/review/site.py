@@ -186,9 +186,9 @@ class ReviewSite:
         return sorted(set(found), key=lambda f: (f[0] or "", f[1]))
 
     def tracks(self, run: Run | None) -> Path | None:
-        """Where people stood: ``run``'s ``tracks.parquet``, else the newest run's that has one."""
-        own = run.files.file("tracks.parquet") if run is not None else None
-        return own or next((p for r in self.runs.runs() if (p := r.files.file("tracks.parquet"))), None)
+        """Where people stood: ``run``'s tracks table (:meth:`Run.table`), else the newest run's that has one."""
+        own = run.table("tracks") if run is not None else None
+        return own or next((p for r in self.runs.runs() if (p := r.table("tracks"))), None)
 
     def drawn_size(self, run: Run | None, camera: str) -> tuple[list[int], tuple[float, float]]:
         """The size the set-up page draws on (the configured one, else the picture's), and video px -> drawn px."""
