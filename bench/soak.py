@@ -168,6 +168,30 @@ def growth_per_hour(rows: list[dict[str, float]], after_minutes: float) -> tuple
     return 60 * fit.slope, len(late)
 
 
+def block_growth(rows: list[dict[str, float]], after_minutes: float,
+                 block_minutes: float = 5.0) -> tuple[float, float, int] | None:
+    """RSS growth in MB per hour fitted to ``block_minutes`` means from ``after_minutes`` on, with its standard error.
+
+    RSS swings for minutes at a time (the clips' 45-s pre-roll of JPEGs, detector inputs
+    alive at the sample), so neighbouring 30-s samples are not independent and their
+    fit's own error would be too small. The error of a fit to block means says whether
+    a run this long can tell 10 MB/hour from zero. None with fewer than three blocks.
+    """
+    blocks: dict[int, list[float]] = {}
+    for r in rows:
+        if r["minutes"] >= after_minutes:
+            blocks.setdefault(int((r["minutes"] - after_minutes) // block_minutes), []).append(r["rss_mb"])
+    full = {k: v for k, v in blocks.items() if len(v) >= 2}
+    if len(full) < 3:
+        return None
+    x = [after_minutes + (k + 0.5) * block_minutes for k in full]
+    y = [statistics.fmean(v) for v in full.values()]
+    fit = statistics.linear_regression(x, y)
+    residual = sum((yi - fit.intercept - fit.slope * xi) ** 2 for xi, yi in zip(x, y))
+    spread = sum((xi - statistics.fmean(x)) ** 2 for xi in x)
+    return 60 * fit.slope, 60 * (residual / (len(x) - 2) / spread) ** 0.5, len(x)
+
+
 def top_growth(first: Path, last: Path, limit: int = 15) -> list[str]:
     """The ``limit`` allocation sites (file:line) whose traced memory grew most from ``first`` to ``last``."""
     old, new = (tracemalloc.Snapshot.load(str(p)).filter_traces(NOT_OURS) for p in (first, last))
@@ -344,6 +368,9 @@ class Soak:
         short = " (a short window: little to go by)" if a.minutes - self.settle_minutes < 10 else ""
         print(f"  RSS growth     {growth[0]:+6.1f} MB/hour after the first {self.settle_minutes:.1f} min "
               f"(linear fit, {growth[1]} samples){short}" if growth else "  RSS growth     (too few samples to fit)")
+        if blocks := block_growth(self.rows, self.settle_minutes):
+            print(f"                 {blocks[0]:+6.1f} ± {blocks[1]:.1f} MB/hour over {blocks[2]} 5-minute means "
+                  "(standard error)")
         print(f"  heap trimmer   {last['heap_returned_mb']:6.0f} MB given back to the system in all (runtime.trim_seconds)")
         print(f"  reconnects     {last['reconnects']:6.0f}")
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
