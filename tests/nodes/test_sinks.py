@@ -132,3 +132,19 @@ def test_without_parts_the_file_is_published_at_close_as_one_part(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet.partial"]
     assert pq.read_table(writer.close()).column("x").to_pylist() == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+def test_a_quiet_table_closes_its_part_on_time_without_new_rows(tmp_path: Path):
+    now = [0.0]
+    writer = ParquetTableWriter(tmp_path / "t.parquet", SCHEMA, row_group=1000, part_seconds=3600,
+                                clock=lambda: now[0])
+    writer.extend({"x": [1, 2]}, 2)  # the evening's last rows, then nobody for hours
+    now[0] = 3599.0
+    writer.tick()
+    assert not writer.parts.exists()
+    now[0] = 3600.0
+    writer.tick()
+    assert pq.read_table(writer.parts).column("x").to_pylist() == [1, 2]  # readable though no row came
+    writer.tick()  # nothing new: no empty part
+    assert len(list(writer.parts.iterdir())) == 1
+    assert pq.read_table(writer.close()).column("x").to_pylist() == [1, 2]

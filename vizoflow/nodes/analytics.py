@@ -92,6 +92,10 @@ class EventsTable:
             "details": [json.dumps(event.details, default=str)],
         }, 1)
 
+    def tick(self) -> None:
+        """Let the rows or part that are due go (every frame; see :meth:`ParquetTableWriter.tick`)."""
+        self._table.tick()
+
     def close(self) -> None:
         """Publish the table."""
         self._table.close()
@@ -134,6 +138,7 @@ class AnalyticsSink:
             self.table.add(event)
             if event.phase == "end":
                 self.collector.add_event(event)
+        self.table.tick()
         for day, sections in frame.figures.items():
             self.collector.set_sections(day, sections, frame.camera)
         if time.monotonic() >= self._next_link:

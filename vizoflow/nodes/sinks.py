@@ -107,7 +107,17 @@ class ParquetTableWriter:
                 self._columns[name].extend(columns[name])  # type: ignore[arg-type]
             self._buffered += n
             self.rows += n
-        if self._buffered >= self._row_group or self._waited_long_enough():
+        if self._buffered >= self._row_group:
+            self._flush()
+        self.tick()
+
+    def tick(self) -> None:
+        """Write the row group and close the part that are due, without rows to add.
+
+        For every frame: a quiet camera may add no rows for hours, and its last rows must
+        not wait that long in memory or in a part without a footer.
+        """
+        if self._waited_long_enough():
             self._flush()
         if self._part_seconds is not None and self._clock() - self._opened >= self._part_seconds:
             self._flush()
@@ -251,6 +261,7 @@ class TracksSink:
         """Append this frame's tracked boxes."""
         det = frame.detections
         if det.tracker_id is None or len(det) == 0:
+            self._table.tick()
             return frame
         n = len(det)
         camera = frame.camera or self.camera or frame.video

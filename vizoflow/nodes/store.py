@@ -151,6 +151,8 @@ class StoreAnalytics:
         self._heatmap(frame, epoch).add(t, points[trusted])
         if self._outgoing or (self._changed and t - self._published >= self.publish_seconds):
             self._publish(frame, t)
+        for table in self.tables.values():  # a quiet table's rows and part go when due, not at its next row
+            table.tick()
         return frame
 
     @staticmethod
