@@ -117,18 +117,14 @@ class ParquetTableWriter:
         For every frame: a quiet camera may add no rows for hours, and its last rows must
         not wait that long in memory or in a part without a footer.
         """
-        if self._waited_long_enough():
+        now = self._clock()
+        if self._buffered and self._flush_seconds is not None and now - self._oldest >= self._flush_seconds:
             self._flush()
-        if self._part_seconds is not None and self._clock() - self._opened >= self._part_seconds:
+        if self._part_seconds is not None and now - self._opened >= self._part_seconds:
             self._flush()
             if self._part_rows:
                 self._close_part()
                 self._open_part()
-
-    def _waited_long_enough(self) -> bool:
-        """Whether the oldest buffered row has waited ``flush_seconds`` (never, without a time bound)."""
-        return (bool(self._buffered) and self._flush_seconds is not None
-                and self._clock() - self._oldest >= self._flush_seconds)
 
     def _flush(self) -> None:
         if self._buffered:
@@ -184,13 +180,9 @@ class ParquetTableWriter:
             self._writer.close()
             self._writer = None
             os.replace(self._partial, self.path)
-            return self.path
-        if self._part_rows:
-            self._close_part()
         else:
-            self._writer.close()
-            self._writer = None
-        self._join_parts()
+            self._close_part()  # the last part, empty or not, joins the others
+            self._join_parts()
         return self.path
 
     def _join_parts(self) -> None:
