@@ -188,7 +188,8 @@ def block_growth(rows: list[dict[str, float]], after_minutes: float,
     y = [statistics.fmean(v) for v in full.values()]
     fit = statistics.linear_regression(x, y)
     residual = sum((yi - fit.intercept - fit.slope * xi) ** 2 for xi, yi in zip(x, y))
-    spread = sum((xi - statistics.fmean(x)) ** 2 for xi in x)
+    mean_x = statistics.fmean(x)
+    spread = sum((xi - mean_x) ** 2 for xi in x)
     return 60 * fit.slope, 60 * (residual / (len(x) - 2) / spread) ** 0.5, len(x)
 
 
