@@ -1,7 +1,8 @@
 """One camera's event clips with pre-roll, cut off the frame loop.
 
 Frames go to a worker thread through a bounded queue. The worker keeps the last
-``buffer_seconds`` as JPEG (about 20x smaller than raw BGR) so a clip can begin
+``buffer_seconds`` as JPEG (about 20x smaller than raw BGR, in one reused buffer:
+:class:`~vizoflow.evidence.preroll.JpegRing`) so a clip can begin
 ``pre_roll`` seconds before the event *started*, which is ``min_seconds`` earlier than
 the moment the rule could say so. Buffered frames are re-encoded, so the first frame
 of a clip is exactly the first buffered frame at or after ``start - pre_roll``; no
@@ -14,7 +15,6 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from vizoflow.errors import ConfigError
 from vizoflow.events import Event
 from vizoflow.evidence.disk import DiskGuard
 from vizoflow.evidence.outbox import Item
+from vizoflow.evidence.preroll import JpegRing
 from vizoflow.evidence.recorder import ClipLog, ClipRecorder
 from vizoflow.files import absolute
 from vizoflow.frame import Frame
@@ -116,7 +117,7 @@ class ClipCutter:
         self.log = ClipLog()
         self.skipped = 0  # clips not started because the disk was low, or abandoned on a write error
         self._queue: queue.Queue[tuple] = queue.Queue(maxsize=settings.queue_size)
-        self._ring: deque[tuple[float, bytes]] = deque()
+        self._ring = JpegRing(settings.buffer_seconds)
         self._clips: dict[str, _Clip] = {}
         self._video: str | None = None
         self._camera = ""
@@ -199,9 +200,7 @@ class ClipCutter:
             self._video, self._epoch = video, epoch
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
         if ok:
-            self._ring.append((t, jpeg.tobytes()))
-        while self._ring and t - self._ring[0][0] > s.buffer_seconds:
-            self._ring.popleft()
+            self._ring.append(t, jpeg)
         if s.mode == "time" and not self._clips:
             self._open("time", None, t, part=1, image_t=t, image=image)
             return
@@ -233,7 +232,8 @@ class ClipCutter:
 
     def _open(self, key: str, event: Event | None, begin: float, part: int,
               image_t: float | None = None, image: np.ndarray | None = None) -> None:
-        first = image_t if image_t is not None else next((t for t, _ in self._ring if t >= begin - 1e-6), begin)
+        first = image_t if image_t is not None else self._ring.first_since(begin - 1e-6)
+        first = begin if first is None else first
         earlier = self.recorder.earlier(event, part) if event is not None and self.settings.mode == "event" else None
         if earlier is not None:
             self._clips[key] = _Clip(None, event, part, first, adopted=earlier)
@@ -253,9 +253,8 @@ class ClipCutter:
         if image is not None and image_t is not None:
             self._write(clip, image_t, image)
             return
-        for t, jpeg in self._ring:
-            if t >= begin - 1e-6:
-                self._write(clip, t, cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+        for t, jpeg in self._ring.since(begin - 1e-6):
+            self._write(clip, t, cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
 
     def _write(self, clip: _Clip, t: float, image: np.ndarray) -> None:
         if t <= clip.last_t:
