@@ -13,6 +13,7 @@ import supervision as sv
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
 from vizoflow.inference import check_precision, compiled_precision, cpu_config
+from vizoflow.nodes.letterbox import LetterboxInput
 
 PERSON = 0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,20 @@ class YoloDetector:
         # default precision: predict once on a blank frame, then recompile pinned.
         self._model.predict(np.zeros((imgsz, imgsz, 3), dtype=np.uint8), **self._args)
         self.precision = self._pin_precision(check_precision(precision))
+        self._reuse_input()
+
+    def _reuse_input(self) -> None:
+        """Letterbox into one reused tensor (:class:`LetterboxInput`) where that gives Ultralytics' input exactly.
+
+        That is an OpenVINO model with a fixed square input in f32 (the shared model).
+        Other models (``.pt`` with rectangular inputs, fp16) keep Ultralytics' own steps.
+        """
+        predictor: Any = self._model.predictor
+        size = getattr(predictor, "imgsz", None)
+        if (self.precision == "not openvino" or getattr(predictor.model, "fp16", True)
+                or getattr(predictor.model, "dynamic", True) or size is None or len(set(size)) != 1):
+            return
+        predictor.preprocess = LetterboxInput(int(size[0]))
 
     def _pin_precision(self, precision: str) -> str:
         """Recompile Ultralytics' OpenVINO model at ``precision``; returns the precision it runs in.
