@@ -94,6 +94,13 @@ def test_clip_starts_pre_roll_before_the_event_start_and_ends_post_roll_after_it
     assert item.state == "clip_written" and item.event["duration"] == pytest.approx(4.9) and item.part == 1
 
 
+def test_the_status_shows_the_memory_the_pre_roll_holds(tmp_path):
+    seg = segmenter(tmp_path, pre_roll=2.0, post_roll=1.0)
+    assert seg.status()["preroll_mb"] == 0.0
+    run(seg, frames(20), {})
+    assert seg.status()["preroll_mb"] == 1.0  # 20 small frames fit the first MiB
+
+
 def test_clip_names_and_recorded_times_are_in_the_sites_local_time(tmp_path):
     seg = segmenter(tmp_path, pre_roll=2.0, post_roll=1.0, timezone="Asia/Kolkata")
     run(seg, frames(100), {50: [event("start", 3.0, 2.0)], 80: [event("end", 3.0, 4.9)]})

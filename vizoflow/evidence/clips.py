@@ -164,7 +164,7 @@ class ClipCutter:
     def status(self) -> dict[str, float]:
         """This camera's clip numbers for the live status line."""
         return {"clips_open": len(self._clips), "clips_written": len(self.written), "clips_skipped": self.skipped,
-                "clips_queued": self._queue.qsize()}
+                "clips_queued": self._queue.qsize(), "preroll_mb": round(self._ring.nbytes / 2**20, 1)}
 
     # -- worker side -------------------------------------------------------------------
     def _work(self) -> None:
