@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
+import torch
 
 from tests.conftest import FOOTAGE, SHARED, clip, detector_conf
 from vizoflow.errors import ConfigError
 from vizoflow.mot import gt_boxes
 from vizoflow.nodes import detect
-from vizoflow.nodes.detect import YoloDetector, resolve_model
+from vizoflow.nodes.detect import SharedOutputs, YoloDetector, resolve_model
 from vizoflow.nodes.sources import VideoFileSource
 
 
@@ -94,3 +95,22 @@ def test_an_empty_frame_has_no_detections(detector):
     frame = next(iter(VideoFileSource(str(clip("tud-campus")))))
     frame.image = np.full_like(frame.image, 128)  # a uniform grey frame: nobody there
     assert len(detector.process(frame).detections) == 0
+
+
+@pytest.mark.slow  # loads the detector
+def test_boxes_outlive_the_next_look_with_shared_outputs(detector):
+    backend = detector._model.predictor.model.backend
+    assert isinstance(backend.ov_compiled_model, SharedOutputs)
+    campus = next(iter(VideoFileSource(str(clip("tud-campus"))))).image
+    checkout = next(iter(VideoFileSource(str(clip("ucf-checkout"))))).image
+    boxes = detector._model.predict([campus], **detector._args)[0].boxes.data  # no copy
+    kept = boxes.clone()
+    detector._model.predict([checkout], **detector._args)  # reuses the output memory
+    assert len(kept) > 0 and torch.equal(boxes, kept)
+    shared = backend.ov_compiled_model
+    backend.ov_compiled_model = shared.compiled  # OpenVINO's copies
+    try:
+        copied = detector._model.predict([campus], **detector._args)[0].boxes.data
+    finally:
+        backend.ov_compiled_model = shared
+    assert torch.equal(copied, kept)

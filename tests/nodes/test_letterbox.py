@@ -74,3 +74,4 @@ def test_padding_is_ultralytics_grey_above_and_below_a_wide_frame():
     assert got.shape == (3, 64, 64)
     assert torch.all(got[:, :24] == torch.tensor(114.0) / 255) and torch.all(got[:, 24:40] == 0)
     assert torch.all(got[:, 40:] == torch.tensor(114.0) / 255)
+
