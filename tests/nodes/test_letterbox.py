@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import clip
 from vizoflow.nodes.detect import YoloDetector
-from vizoflow.nodes.letterbox import LetterboxInput
+from vizoflow.nodes.letterbox import MAX_SHAPES, LetterboxInput
 
 
 def first_frame(name: str) -> np.ndarray:
@@ -75,3 +75,10 @@ def test_padding_is_ultralytics_grey_above_and_below_a_wide_frame():
     assert torch.all(got[:, :24] == torch.tensor(114.0) / 255) and torch.all(got[:, 24:40] == 0)
     assert torch.all(got[:, 40:] == torch.tensor(114.0) / 255)
 
+
+
+def test_frames_of_ever_new_sizes_keep_a_bounded_number_of_buffers():
+    reused = LetterboxInput(64)
+    for width in range(20, 60):
+        reused([np.zeros((10, width, 3), np.uint8)])
+    assert len(reused._resized) <= MAX_SHAPES

@@ -79,7 +79,6 @@ class JpegRing:
     def _place(self, size: int) -> int | None:
         """Where ``size`` bytes go without overwriting a kept frame, or None if nowhere."""
         if not self._frames:
-            self._head = 0
             return 0 if size <= self._buffer.size else None
         tail = self._frames[0][1]
         if tail < self._head:  # kept frames lie in [tail, head): free at the end, then before tail

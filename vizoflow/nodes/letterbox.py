@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 PAD = 114  # Ultralytics' letterbox grey
+MAX_SHAPES = 16  # frame sizes whose resized buffer is kept (a site's cameras have a few)
 
 
 class LetterboxInput:
@@ -58,6 +59,8 @@ class LetterboxInput:
             return top, left, image
         resized = self._resized.get((height, width))
         if resized is None:
+            if len(self._resized) >= MAX_SHAPES:  # sizes keep changing: keep the newest only
+                self._resized.clear()
             resized = self._resized[(height, width)] = np.empty((new_h, new_w, 3), np.uint8)
         cv2.resize(image, (new_w, new_h), dst=resized, interpolation=cv2.INTER_LINEAR)
         return top, left, resized
