@@ -58,7 +58,9 @@ def _encode_annexb(images, out: Path, fps: float) -> Path:
     with av.open(str(out), mode="w", format="h264") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast", "x264-params": "force-cfr=1"}
+        # one slice per frame: x264's sliced threads cut every frame in one slice per core, and
+        # the RTSP server then sends each slice as a frame of its own (half a picture each)
+        stream.options = {"crf": "23", "preset": "veryfast", "x264-params": "force-cfr=1:sliced-threads=0"}
         for i, image in enumerate(images):
             if i == 0:
                 stream.height, stream.width = image.shape[:2]
