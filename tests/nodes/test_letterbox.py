@@ -10,14 +10,11 @@ import torch
 from tests.conftest import clip
 from vizoflow.nodes.detect import YoloDetector
 from vizoflow.nodes.letterbox import MAX_SHAPES, LetterboxInput
+from vizoflow.nodes.sources import VideoFileSource
 
 
 def first_frame(name: str) -> np.ndarray:
-    capture = cv2.VideoCapture(str(clip(name)))
-    ok, image = capture.read()
-    capture.release()
-    assert ok, name
-    return image
+    return next(iter(VideoFileSource(str(clip(name))))).image
 
 
 @pytest.fixture(scope="module")

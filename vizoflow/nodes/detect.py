@@ -13,7 +13,6 @@ import supervision as sv
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
 from vizoflow.inference import check_precision, compiled_precision, cpu_config
-from vizoflow.nodes.letterbox import LetterboxInput
 
 PERSON = 0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +112,8 @@ class YoloDetector:
         That is an OpenVINO model with a fixed square input in f32 (the shared model).
         Other models (``.pt`` with rectangular inputs, fp16) keep Ultralytics' own steps.
         """
+        from vizoflow.nodes.letterbox import LetterboxInput  # imports Ultralytics: only once a detector is built
+
         predictor: Any = self._model.predictor
         size = getattr(predictor, "imgsz", None)
         if (self.precision == "not openvino" or getattr(predictor.model, "fp16", True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from ultralytics.data.augment import LetterBox
 
 PAD = 114  # Ultralytics' letterbox grey
 MAX_SHAPES = 16  # frame sizes whose resized buffer is kept (a site's cameras have a few)
@@ -32,6 +33,7 @@ class LetterboxInput:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self._geometry = LetterBox((size, size), auto=False)  # where Ultralytics puts a frame: its own arithmetic
         self._batches: dict[int, torch.Tensor] = {}  # one input per batch size
         self._resized: dict[tuple[int, int], np.ndarray] = {}  # one resized frame per frame shape
 
@@ -52,9 +54,8 @@ class LetterboxInput:
     def _resize(self, image: np.ndarray) -> tuple[int, int, np.ndarray]:
         """``(top, left, resized frame)``: where and at what size the frame sits, as ``LetterBox`` puts it."""
         height, width = image.shape[:2]
-        ratio = min(self.size / height, self.size / width)
-        new_w, new_h = max(round(width * ratio), 1), max(round(height * ratio), 1)
-        top, left = round((self.size - new_h) / 2 - 0.1), round((self.size - new_w) / 2 - 0.1)
+        params = self._geometry.get_params({"img": image})
+        (new_w, new_h), top, left = params["new_unpad"], params["top"], params["left"]
         if (new_w, new_h) == (width, height):
             return top, left, image
         resized = self._resized.get((height, width))
