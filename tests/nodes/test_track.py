@@ -85,3 +85,17 @@ def test_a_detection_only_its_track_can_be_reuses_the_tracks_feature_until_the_r
     assert (reuse.computed, reuse.reused) == (8, 1)
     far = np.array([[30, 0, 40, 20]], float)  # a box that is no track's last one
     assert reuse.plan(far, [alone], 0.5) == [None]
+
+
+def test_the_fast_appearance_memory_gives_the_librarys_tracks(tud_frames, tmp_path):
+    from deep_sort_realtime.deep_sort.nn_matching import NearestNeighborDistanceMetric
+
+    from vizoflow.nodes.cosine import NearestCosineMetric
+
+    ours = DeepSortTracker(cache_dir=str(tmp_path), nn_budget=5)  # a small budget: the rings wrap
+    library = DeepSortTracker(cache_dir=str(tmp_path), nn_budget=5)
+    assert isinstance(ours._tracker.tracker.metric, NearestCosineMetric)
+    library._tracker.tracker.metric = NearestNeighborDistanceMetric("cosine", 0.2, 5)
+    tracked = run(ours, tud_frames)
+    assert tracked == run(library, tud_frames)
+    assert len({i for _, ids in tracked for i in ids}) >= 8  # the clip's people, through its occlusions

@@ -10,6 +10,7 @@ import supervision as sv
 
 from vizoflow.errors import ConfigError
 from vizoflow.frame import Frame
+from vizoflow.nodes.cosine import NearestCosineMetric
 from vizoflow.reid import EmbedderPool
 
 EMBEDDING = "embedding"  # detections.data key of each tracked box's appearance feature (1280 floats)
@@ -87,7 +88,9 @@ class DeepSortTracker:
     matrices), where BLAS threads cannot help; but OpenBLAS workers keep spinning
     after each call and take the cores inference needs (on 2 cores, tud-campus:
     tracking 152 -> 81 ms/frame with one BLAS thread). So the tracker limits BLAS
-    to ``blas_threads`` for the whole process (through threadpoolctl).
+    to ``blas_threads`` for the whole process (through threadpoolctl). Its appearance
+    memory is :class:`~vizoflow.nodes.cosine.NearestCosineMetric`: the library's
+    distances, without renormalising every track's features on every look.
 
     Only confirmed tracks matched to a detection on this frame are output, each
     with that detection's own box and confidence (not the Kalman prediction), so
@@ -170,11 +173,13 @@ class DeepSortTracker:
             from deep_sort_realtime.deepsort_tracker import DeepSort  # imports torch: only when built
 
             try:
-                return DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
+                tracker = DeepSort(**self._params, half=False, embedder_gpu=False, bgr=True)
             except Exception as exc:  # it raises a bare Exception for an unknown embedder name
                 if "not a valid choice" in str(exc):
                     raise ConfigError(f"tracker.embedder: {exc}; use openvino or mobilenet") from exc
                 raise
+        tracker.tracker.metric = NearestCosineMetric(self._params["max_cosine_distance"], self._params["nn_budget"])
+        return tracker
 
     def process(self, frame: Frame) -> Frame:
         """Associate this frame's detections with tracks."""
