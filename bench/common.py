@@ -34,6 +34,7 @@ SETTINGS: dict[str, list[str]] = {
     "96x192 embedder, every frame": [*TODAY, "tracker.embed_width=96", "tracker.embed_height=192"],
     "bf16 embedder, every frame": [*TODAY, "tracker.precision=bf16"],
     "deepsort (default): detect 5 fps + motion": [],
+    "features fresh at any touch of another box (IoU > 0.05)": ["tracker.embed_near_iou=0.05"],
     "detect 5 fps, no motion gating": ["detect.motion=false"],
     "detect 10 fps + motion": ["detect.fps=10"],
     "bytetrack, every frame": ["tracker=bytetrack", *EVERY_FRAME],

@@ -52,6 +52,11 @@ def test_bytetrack_keeps_ids_on_clean_boxes_and_restarts_per_video(tud_frames):
     assert again == first  # a new video starts from scratch: same ids again
 
 
+def test_a_near_iou_that_leaves_no_reuse_is_a_config_error():
+    with pytest.raises(ConfigError, match="tracker.embed_near_iou"):
+        AppearanceReuse(near_iou=0.5)
+
+
 def test_unknown_embedder_is_a_config_error():
     with pytest.raises(ConfigError, match="tracker.embedder"):
         DeepSortTracker(embedder="resnet9000")
@@ -73,16 +78,21 @@ class FakeTrack:
 def test_a_detection_only_its_track_can_be_reuses_the_tracks_feature_until_the_refresh():
     reuse = AppearanceReuse(refresh_seconds=1.0)
     alone, pair_a, pair_b = FakeTrack(1, [0, 0, 10, 20], np.ones(3)), FakeTrack(2, [50, 0, 60, 20], np.zeros(3)), \
-        FakeTrack(3, [56, 0, 66, 20], np.zeros(3))
-    boxes = np.array([[1, 0, 11, 20], [51, 0, 61, 20], [57, 0, 67, 20]], float)
-    tracks = [alone, pair_a, pair_b]
+        FakeTrack(3, [54, 0, 64, 20], np.zeros(3))
+    side_a, side_b = FakeTrack(4, [100, 0, 110, 20], np.ones(3)), FakeTrack(5, [108, 0, 118, 20], np.ones(3))
+    boxes = np.array([[1, 0, 11, 20], [51, 0, 61, 20], [55, 0, 65, 20], [100, 0, 110, 20], [108, 0, 118, 20]], float)
+    tracks = [alone, pair_a, pair_b, side_a, side_b]
     assert all(f is None for f in reuse.plan(boxes, tracks, 0.0))  # no feature computed yet: all fresh
-    reuse.computed_for([1, 2, 3], 0.0)
+    reuse.computed_for([1, 2, 3, 4, 5], 0.0)
     plan = reuse.plan(boxes, tracks, 0.5)
     assert plan[0] is alone.features[-1]  # alone: the track's own feature
-    assert plan[1] is None and plan[2] is None  # two people close together: appearance decides, so fresh
+    assert plan[1] is None and plan[2] is None  # two people overlapping (IoU 0.43): appearance decides, so fresh
+    assert plan[3] is side_a.features[-1] and plan[4] is side_b.features[-1]  # boxes touching (IoU 0.11): places tell
     assert reuse.plan(boxes, tracks, 1.2)[0] is None  # a second later it is refreshed
-    assert (reuse.computed, reuse.reused) == (8, 1)
+    assert (reuse.computed, reuse.reused) == (12, 3)
+    touchy = AppearanceReuse(near_iou=0.05)  # any touch is near
+    touchy.computed_for([1, 2, 3, 4, 5], 0.0)
+    assert [f is None for f in touchy.plan(boxes, tracks, 0.5)] == [False, True, True, True, True]
     far = np.array([[30, 0, 40, 20]], float)  # a box that is no track's last one
     assert reuse.plan(far, [alone], 0.5) == [None]
 
