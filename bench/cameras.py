@@ -12,9 +12,12 @@ on them under each setting, side by side in one run:
   ``detect.keepalive_seconds``), one appearance model for all cameras, and features
   reused where a box can only be its track;
 * **today**: the old behaviour: every frame detected (``detect.fps=null``,
-  ``detect.motion=false``), a fresh feature for every box, and an appearance model per
-  camera (``graph.track.uses=[]``: no shared pool);
-* **fast** (optional): ``tracker=bytetrack`` (README, "Trackers and speed").
+  ``detect.motion=false``), a fresh feature for every box, an appearance model per
+  camera (``graph.track.uses=[]``: no shared pool), the detector taking turns with the
+  trackers (``runtime.detect_ahead=false``) and one frame held per camera (``source.buffer=1``);
+* **fast** (optional): ``tracker=bytetrack`` (README, "Trackers and speed");
+* **one thread** (optional): the defaults without ``runtime.detect_ahead`` (the detector
+  takes turns with the trackers instead of working on the next round meanwhile).
 
 and one of two ways (``--ways``):
 
@@ -66,8 +69,10 @@ KIND = MappingProxyType({"intel-one-by-one": "shop, 768x432", "ucf-checkout": "b
 ROLE = MappingProxyType({"intel-one-by-one": "entrance", "ucf-checkout": "checkout"})  # its store42 camera
 SETTINGS = MappingProxyType({
     "default": (),
-    "today": ("detect.fps=null", "detect.motion=false", "tracker.embed_refresh_seconds=null", "graph.track.uses=[]"),
+    "today": ("detect.fps=null", "detect.motion=false", "tracker.embed_refresh_seconds=null", "graph.track.uses=[]",
+              "runtime.detect_ahead=false", "source.buffer=1"),
     "fast": ("tracker=bytetrack",),
+    "one thread": ("runtime.detect_ahead=false",),
 })
 WAYS = ("one process", "separate")
 HOLDS = 0.95
@@ -339,10 +344,12 @@ class Bench:
         self.work, self.seconds, self.warm_up = work, seconds, warm_up
         self.conf = work / "conf"
         self.pool = CameraPool(work)
+        self._trials = 0  # numbers each trial's folders, so a setting may be given twice (repeated trials)
 
     def _plan(self, setting: str, way: str, n: int) -> list[tuple[str, str, Path]]:
         """A trial's processes: the camera a one-camera process stands for, its site, its output folder."""
-        tag = f"{setting}_{way.replace(' ', '_')}_{n}"
+        self._trials += 1
+        tag = f"{self._trials}_{setting.replace(' ', '_')}_{way.replace(' ', '_')}_{n}"
         if way == "one process":
             return [("cam0", write_site(self.conf, f"site_{tag}", self.pool.site_cameras(range(n))),
                      self.work / tag / "site")]

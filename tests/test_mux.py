@@ -225,3 +225,18 @@ def test_a_camera_name_that_cannot_go_into_file_names_is_refused(bad, compose_cf
     cfg.cameras = {bad: {"source": {"path": "x.mp4"}}}
     with pytest.raises(ConfigError, match="letters, digits"):
         camera_names(cfg)
+
+
+def test_a_camera_failing_ahead_of_the_tracker_ends_that_camera_only():
+    """With the gate and detector a round ahead, a camera whose gate fails is failed on the loop's thread."""
+    gate_a, gate_b, a, b = FailsOn(at=3), FailsOn(at=None), FailsOn(at=None), FailsOn(at=None)
+    shared, after = Shared(), Shared()
+    mux = CameraMux({"a": FileCamera("a", 10), "b": FileCamera("b", 10)})
+    stats = Runtime(mux, [("gate", PerCamera({"a": gate_a, "b": gate_b})), ("detect", shared),
+                          ("track", PerCamera({"a": a, "b": b})), ("metrics", after)], progress=False, ahead=2).run()
+    assert stats.status == "ok"
+    assert gate_a.seen == a.seen == [0, 1, 2] and b.seen == list(range(10))
+    assert sorted(i for batch in shared.batches for c, i in batch if c == "a") == [0, 1, 2]
+    assert a.finished == 1 and a.closed and gate_a.closed and b.closed
+    assert stats.cameras["a"]["status"] == "failed" and "tracker exploded" in stats.cameras["a"]["error"]
+    assert stats.cameras["b"] == {"frames": 10, "status": "ok", "error": None}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -211,3 +213,100 @@ def test_skipped_frames_reach_only_nodes_that_need_every_frame():
     assert rules.seen == [0, 3, 6, 9]
     assert clips.seen == list(range(10))  # in order, skipped frames included
     assert out == list(range(10))
+
+
+class OnThread(Seen):
+    """Records the thread it ran on; flags when it is handed ``signal_at``."""
+
+    def __init__(self, signal_at=None, every_frame=False):
+        super().__init__(every_frame)
+        self.signal_at, self.signal, self.threads = signal_at, threading.Event(), set()
+
+    def process(self, frame):
+        self.threads.add(threading.current_thread().name)
+        if frame.index == self.signal_at:
+            self.signal.set()
+        return super().process(frame)
+
+
+class WaitsFor(Seen):
+    """On frame 0, waits (bounded) for another node's signal: proof the two ran at the same time."""
+
+    def __init__(self, other):
+        super().__init__()
+        self.other, self.overlapped = other, None
+
+    def process(self, frame):
+        if frame.index == 0:
+            self.overlapped = self.other.signal.wait(5)
+        return super().process(frame)
+
+
+def test_nodes_ahead_work_on_the_next_batch_on_their_own_thread():
+    front = OnThread(signal_at=1)
+    back, out = WaitsFor(front), []
+    stats = Runtime(ListSource(frames(6)), [("detect", front), ("track", back)], ahead=1, progress=False,
+                    on_batch=lambda b: out.extend(f.index for f in b)).run()
+    assert back.overlapped  # the detector had frame 1 while the tracker still had frame 0
+    assert front.seen == back.seen == out == list(range(6))
+    assert front.threads == {"vizoflow-ahead_0"} and threading.current_thread().name not in front.threads
+    assert stats.status == "ok" and stats.frames == 6
+
+
+def test_nodes_ahead_give_the_same_frames_as_one_thread():
+    def run(ahead):
+        rules, clips, out = Seen(), Seen(every_frame=True), []
+        Runtime(ListSource(frames(10)), [("gate", Skipper()), ("detect", Batcher()), ("rules", rules),
+                                         ("clips", clips)], batch_size=4, progress=False, ahead=ahead,
+                on_batch=lambda b: out.extend(f.index for f in b)).run()
+        return rules.seen, clips.seen, out
+
+    assert run(2) == run(0) == ([0, 3, 6, 9], list(range(10)), list(range(10)))
+
+
+class Busy(Recorder):
+    """Takes a while per frame; notes whether it was closed while still at work."""
+
+    def __init__(self, log, name):
+        super().__init__(log, name)
+        self.busy = self.closed_busy = False
+
+    def process(self, frame):
+        self.busy = True
+        time.sleep(0.05)
+        self.busy = False
+        return super().process(frame)
+
+    def close(self):
+        self.closed_busy = self.busy
+        super().close()
+
+
+def test_a_stop_or_an_error_waits_for_the_batch_ahead_before_closing():
+    log = []
+    front, back = Busy(log, "detect"), Recorder(log, "track", fail_at=2)
+    source = ListSource(frames(8))
+    with pytest.raises(NodeError, match="track"):
+        Runtime(source, [("detect", front), ("track", back)], ahead=1, progress=False).run()
+    assert front.closed and not front.closed_busy and back.closed and source.closed
+
+    front = Busy([], "detect")
+    runtime = Runtime(ListSource(frames(8)), [("detect", front)], ahead=1, progress=False)
+    runtime.on_batch = lambda batch: runtime.stop()
+    stats = runtime.run()
+    assert stats.status == "stopped" and stats.frames == 1 and front.closed and not front.closed_busy
+
+
+def test_an_error_ahead_names_its_node_and_closes_everything():
+    log = []
+    front, back = Recorder(log, "detect", fail_at=3), Recorder(log, "track")
+    source = ListSource(frames(6))
+    with pytest.raises(NodeError, match="detect"):
+        Runtime(source, [("detect", front), ("track", back)], ahead=1, progress=False).run()
+    assert [i for name, i in log if name == "track"] == [0, 1, 2]
+    assert front.closed and back.closed and source.closed
+
+
+def test_ahead_must_fit_the_nodes():
+    with pytest.raises(ValueError, match="ahead"):
+        Runtime(ListSource([]), [("a", Seen())], ahead=2)

@@ -7,8 +7,9 @@ detector together and no camera waits for another. A camera that stalls simply h
 no frame in the next rounds; one that fails (its source raises) is dropped from the
 mux, named in :meth:`CameraMux.cameras_status`, and the others go on.
 
-Live cameras (``total_frames is None``) keep only their newest frame: when the loop
-is slower than a camera, that camera's older frame is dropped and counted, so
+Live cameras (``total_frames is None``) keep only their newest frames (their
+source's ``buffer``, default 1): when the loop is slower than a camera, that camera's
+oldest frame is dropped and counted, so
 every camera drops in proportion to what it sends and none starves (each gets one
 slot per round). Recorded files are not dropped: their reader waits for the loop.
 Memory stays bounded either way: ``per_camera`` frames per camera at most.
@@ -36,14 +37,14 @@ class CameraFeed:
     Args:
         name: Camera name, set on every frame as ``frame.camera``.
         source: Iterable of frames with ``close()`` (and ``stop()`` / ``status()`` when live).
-        buffer: Frames held; a live camera holds 1 (its newest).
+        buffer: Frames held by a recorded source; a live one holds its source's ``buffer`` (default 1).
         wake: Set whenever a frame arrives or the feed ends, so the loop need not poll.
     """
 
     def __init__(self, name: str, source: Any, buffer: int, wake: threading.Event) -> None:
         self.name, self.source, self.wake = name, source, wake
         self.live = getattr(source, "total_frames", None) is None
-        self.buffer = 1 if self.live else max(1, buffer)
+        self.buffer = getattr(source, "buffer", 1) if self.live else max(1, buffer)
         self._frames: deque[Frame] = deque()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)

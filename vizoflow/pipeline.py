@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -236,6 +236,15 @@ def run_pipeline(cfg: DictConfig, source: Any = None, nodes: list[tuple[str, Any
         return _run(cfg, source, nodes, extra, services)
 
 
+def detect_ahead(cfg: DictConfig, nodes: Sequence[tuple[str, Any]]) -> int:
+    """How many of the first nodes run a batch ahead (``runtime.detect_ahead``): up to the ``detect`` entry.
+
+    0 where the graph has no ``detect`` entry (a replay of the track cache has no detector).
+    """
+    names = [name for name, _ in nodes]
+    return names.index("detect") + 1 if cfg.runtime.detect_ahead and "detect" in names else 0
+
+
 def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extra: dict[str, Any] | None,
          services: dict[str, Any]) -> RunStats:
     out = Path(cfg.output_dir)
@@ -249,7 +258,7 @@ def _run(cfg: DictConfig, source: Any, nodes: list[tuple[str, Any]] | None, extr
     board = StatusBoard(source, [*nodes, *services.items(), ("memory", trimmer)], stall_seconds=cfg.status.stall_seconds)
     watched = bool(cfg.status.interval) or cfg.status.port is not None or page_port is not None
     runtime = Runtime(source, nodes, batch_size=cfg.runtime.batch_size, progress=cfg.runtime.progress,
-                      on_batch=board.on_batch if watched else None)
+                      on_batch=board.on_batch if watched else None, ahead=detect_ahead(cfg, nodes))
     started = time.time()
     from vizoflow.nodes.live import LiveSource  # where dates come from: run.json and analytics metadata
     time_source = "wall clock" if isinstance(source, LiveSource) else getattr(source, "start_time_source", None)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -163,12 +164,19 @@ class Runtime:
         batch_size: Frames per batch; use 1 live so latency stays one frame.
         progress: Show a progress bar.
         on_batch: Called with each processed batch (the live status board).
+        ahead: How many of the first nodes (the gate and the detector) work on the next
+            batch, on a thread of their own, while the others handle this one (0: none).
+            The detector and the trackers' appearance model then use both cores at once
+            instead of taking turns; each node still sees every camera's frames in order.
     """
 
     def __init__(self, source: Source, nodes: Sequence[tuple[str, Node]], batch_size: int = 1, progress: bool = True,
-                 on_batch: Callable[[list[Frame]], None] | None = None) -> None:
+                 on_batch: Callable[[list[Frame]], None] | None = None, ahead: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= ahead <= len(nodes):
+            raise ValueError(f"ahead must be between 0 and the {len(nodes)} nodes, got {ahead}")
+        self.ahead = ahead
         self.source = source
         self.nodes = list(nodes)
         self.batch_size = batch_size
@@ -199,9 +207,11 @@ class Runtime:
         started = time.perf_counter()
         bar = tqdm(total=getattr(self.source, "total_frames", None), unit="frame", disable=not self.progress, dynamic_ncols=True)
         rounds = getattr(self.source, "rounds", None)
+        batches = rounds() if callable(rounds) else _batches(self.source, self.batch_size)
+        front = self._front_ahead(batches) if self.ahead else None
         try:
-            for batch in (rounds() if callable(rounds) else _batches(self.source, self.batch_size)):
-                batch = self._process(batch)
+            for batch in (front if front is not None else batches):
+                batch = self._process(batch, start=self.ahead)
                 self._count(batch)
                 bar.update(len(batch))
                 if self.on_batch is not None and batch:
@@ -218,6 +228,8 @@ class Runtime:
             self.stats.error = str(exc)
             raise
         finally:
+            if front is not None:
+                front.close()  # the next batch's detection ends before any node is finished or closed
             bar.close()
             self._finish_all()
             if self.stats.status == "ok":  # the source ran out by itself: no stop, no error
@@ -250,17 +262,57 @@ class Runtime:
             if frame.camera:
                 self._camera_row(frame.camera)["frames"] += 1
 
-    def _process(self, batch: list[Frame]) -> list[Frame]:
+    def _front_ahead(self, batches: Iterator[list[Frame]]) -> Iterator[list[Frame]]:
+        """Each batch through the first ``ahead`` nodes, one batch ahead of the caller, on a thread of its own.
+
+        While the caller takes batch N through the other nodes, the worker takes batch
+        N+1 through these. A camera whose node fails there is failed here, on the
+        caller's thread, before its batch goes on (failing closes that camera's nodes).
+        Closing the generator waits for the worker, so no node is closed under it.
+        """
+        def front(batch: list[Frame]) -> tuple[list[Frame], list[tuple[str, str]]]:
+            failures: list[tuple[str, str]] = []
+            return self._process(batch, stop=self.ahead, failures=failures), failures
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vizoflow-ahead") as worker:
+            pending: Future | None = None
+            try:
+                for batch in batches:
+                    done = pending.result() if pending is not None else None
+                    pending = worker.submit(front, batch)
+                    if done is not None:
+                        yield self._failed_out(*done)
+                if pending is not None:
+                    done, pending = pending.result(), None
+                    yield self._failed_out(*done)
+            finally:
+                if pending is not None:
+                    wait([pending])
+
+    def _failed_out(self, batch: list[Frame], failures: list[tuple[str, str]]) -> list[Frame]:
+        """Fail the cameras whose node failed ahead; the batch without their frames."""
+        for camera, error in failures:
+            if camera not in self._failed:
+                self._fail_camera(camera, error)
+        return [frame for frame in batch if frame.camera not in self._failed] if failures else batch
+
+    def _process(self, batch: list[Frame], start: int = 0, stop: int | None = None,
+                 failures: list[tuple[str, str]] | None = None) -> list[Frame]:
+        """``batch`` through the nodes ``start`` to ``stop`` (all by default).
+
+        With ``failures`` given (the worker of :meth:`_front_ahead`), a camera whose node
+        raises is noted there and left out, not failed: failing it is the caller's.
+        """
         clock = time.perf_counter
         seconds = self.stats.node_seconds
-        for name, node in self.nodes:
+        for name, node in self.nodes[start:stop]:
             if not batch:
                 break
             t0 = clock()
             every = _every_frame(node)
             given = batch if every else [frame for frame in batch if frame.analysed]
             if isinstance(node, PerCamera):
-                out = self._per_camera(name, node, given) if given else []
+                out = self._per_camera(name, node, given, failures) if given else []
             else:
                 try:
                     out = _call(node, given) if given else []
@@ -268,26 +320,33 @@ class Runtime:
                     raise
                 except Exception as exc:
                     raise NodeError(name, given[0].index, exc) from exc
-            batch = out if every else _merge(batch, out, self._failed)
+            failed = self._failed | {camera for camera, _ in failures} if failures else self._failed
+            batch = out if every else _merge(batch, out, failed)
             seconds[name] += clock() - t0
-        for frame in batch:
-            self._last[frame.camera] = frame
+        if stop is None:
+            for frame in batch:
+                self._last[frame.camera] = frame
         return batch
 
-    def _per_camera(self, name: str, node: PerCamera, batch: list[Frame]) -> list[Frame]:
-        """Each camera's frames through that camera's node; a camera whose node raises is failed."""
+    def _per_camera(self, name: str, node: PerCamera, batch: list[Frame],
+                    failures: list[tuple[str, str]] | None = None) -> list[Frame]:
+        """Each camera's frames through that camera's node; a camera whose node raises is failed
+        (noted in ``failures`` when given, see :meth:`_process`)."""
         by_camera: dict[str, list[Frame]] = {}
         for frame in batch:
             by_camera.setdefault(frame.camera, []).append(frame)
         out: list[Frame] = []
         for camera, frames in by_camera.items():
-            if camera in self._failed:
+            if camera in self._failed or (failures and camera in {c for c, _ in failures}):
                 continue
             try:
                 out += _call(node.instances[camera], frames)
             except Exception as exc:  # noqa: BLE001 - one camera's failure must not stop the others
                 error = exc if isinstance(exc, VizoflowError) else NodeError(name, frames[0].index, exc)
-                self._fail_camera(camera, str(error))
+                if failures is None:
+                    self._fail_camera(camera, str(error))
+                else:
+                    failures.append((camera, str(error)))
         return out
 
     def _fail_camera(self, camera: str, error: str) -> None:

@@ -59,13 +59,15 @@ class LiveSource:
     Args:
         url: Camera URL, e.g. ``rtsp://user:pass@host/stream``.
         name: Camera name, used as ``frame.video``.
-        policy: ``latest`` hands over the newest frame and drops stale ones (counted);
+        policy: ``latest`` hands over the newest ``buffer`` frames and drops stale ones (counted);
             ``all`` hands over every frame (the reader waits), for recorded input.
         stall_seconds: No frame for this long means the stream is stalled: reconnect.
         backoff_initial: First wait before reconnecting, doubled after each failure ...
         backoff_max: ... up to this.
         transport: RTSP transport, ``tcp`` (robust through NAT) or ``udp``.
-        buffer: Frames held for the pipeline (1 with ``latest``).
+        buffer: Newest frames held for the pipeline. With several cameras in one process
+            (:class:`~vizoflow.mux.CameraFeed`) it is also what the camera's feed holds:
+            2 rides out frames that arrive two at once while the loop is busy.
         monotonic: Clock for timestamps, durations and stall checks (default ``time.monotonic``).
         wall: Wall clock (default ``time.time``), read once at construction for ``frame.epoch``
             (and later only to warn of steps).
@@ -84,7 +86,8 @@ class LiveSource:
         self.stall_seconds, self.backoff_initial, self.backoff_max = stall_seconds, backoff_initial, backoff_max
         self.transport = transport
         self.stats = LiveStats()
-        self._frames: queue.Queue[Frame] = queue.Queue(maxsize=max(1, buffer))
+        self.buffer = max(1, buffer)
+        self._frames: queue.Queue[Frame] = queue.Queue(maxsize=self.buffer)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
