@@ -138,12 +138,13 @@ class Shared:
         return f
 
 
-def test_a_failing_camera_node_ends_that_camera_only_and_the_run_goes_on():
+@pytest.mark.parametrize("ahead", [0, 1])  # 1: the detector has the next round while a's tracker fails
+def test_a_failing_camera_node_ends_that_camera_only_and_the_run_goes_on(ahead):
     a, b = FailsOn(at=3), FailsOn(at=None)
-    shared, after = Shared(), Shared()
+    shared, before, after = Shared(), Shared(), Shared()
     mux = CameraMux({"a": FileCamera("a", 10), "b": FileCamera("b", 10)})
-    runtime = Runtime(mux, [("detect", shared), ("track", PerCamera({"a": a, "b": b})), ("metrics", after)],
-                      progress=False)
+    runtime = Runtime(mux, [("detect", shared), ("filter", before), ("track", PerCamera({"a": a, "b": b})),
+                            ("metrics", after)], progress=False, ahead=ahead)
     stats = runtime.run()
     assert stats.status == "ok"
     assert a.seen == [0, 1, 2] and b.seen == list(range(10))
@@ -153,6 +154,8 @@ def test_a_failing_camera_node_ends_that_camera_only_and_the_run_goes_on():
     # thread runs, so the guarantee is per frame, not per round: a's frames that reach the node
     # after the tracker are exactly those it processed.
     assert sorted(i for batch in after.batches for c, i in batch if c == "a") == [0, 1, 2]
+    # and nothing of a after the frame that failed it, also not the round the detector had ahead
+    assert sorted(i for batch in before.batches for c, i in batch if c == "a") == [0, 1, 2, 3]
     assert stats.cameras["a"]["status"] == "failed" and "tracker exploded" in stats.cameras["a"]["error"]
     assert stats.cameras["b"] == {"frames": 10, "status": "ok", "error": None}
 

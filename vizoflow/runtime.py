@@ -290,11 +290,15 @@ class Runtime:
                     wait([pending])
 
     def _failed_out(self, batch: list[Frame], failures: list[tuple[str, str]]) -> list[Frame]:
-        """Fail the cameras whose node failed ahead; the batch without their frames."""
+        """Fail the cameras whose node failed ahead; the batch without failed cameras' frames.
+
+        That also drops frames of a camera that failed behind (in a tracker) while this
+        batch was ahead, so no later node sees a failed camera's frames.
+        """
         for camera, error in failures:
             if camera not in self._failed:
                 self._fail_camera(camera, error)
-        return [frame for frame in batch if frame.camera not in self._failed] if failures else batch
+        return [frame for frame in batch if frame.camera not in self._failed] if self._failed else batch
 
     def _process(self, batch: list[Frame], start: int = 0, stop: int | None = None,
                  failures: list[tuple[str, str]] | None = None) -> list[Frame]:
