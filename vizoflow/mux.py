@@ -7,9 +7,9 @@ detector together and no camera waits for another. A camera that stalls simply h
 no frame in the next rounds; one that fails (its source raises) is dropped from the
 mux, named in :meth:`CameraMux.cameras_status`, and the others go on.
 
-Live cameras (``total_frames is None``) keep only their newest frames (their
-source's ``buffer``, default 1): when the loop is slower than a camera, that camera's
-oldest frame is dropped and counted, so
+Live cameras (``total_frames is None``) keep only their newest frames (as many as
+their source's ``buffer``; ``source.buffer`` is 2): when the loop is slower than a
+camera, that camera's oldest frame is dropped and counted, so
 every camera drops in proportion to what it sends and none starves (each gets one
 slot per round). Recorded files are not dropped: their reader waits for the loop.
 Memory stays bounded either way: ``per_camera`` frames per camera at most.

@@ -30,9 +30,9 @@ class AppearanceReuse:
     "Near" is an IoU above ``near_iou``, 0.3 by default: boxes that touch less than that
     are told apart by their places alone (it is also the least overlap DeepSORT's IoU
     stage accepts for a match, ``max_iou_distance`` 0.7). People who merely stand side by
-    side at a till, boxes touching, keep their features; at any touch (0.05) the appearance model ran
-    for 87% of the boxes on the busy checkout, at 0.3 for 43%, with the same events
-    and identities on the labelled clips (docs/accuracy.md, docs/events.md).
+    side at a till, boxes touching, keep their features. At any touch (0.05) the
+    appearance model ran for 87% of the boxes on the busy checkout, at 0.3 for 43%, with
+    the same events and identities on the labelled clips (docs/performance.md).
 
     Args:
         refresh_seconds: Longest time a track's feature is reused (video clock).
