@@ -38,9 +38,9 @@ class NearestCosineMetric:
 
     Why: the library keeps each track's last ``budget`` features (100 by default, 1280
     floats each) as a Python list, and on every association turns each list back into an
-    array and normalises all of it again, once per cascade level. On a busy checkout (15
-    people, five looks a second) that was 15 ms of every look, about as much as the
-    detector. Here each feature is normalised once, when it is stored, into a ring of
+    array and normalises all of it again, once per cascade level. On a busy checkout
+    (about 10 people a look) DeepSORT's update took 4.8-5.2 ms a look with it and 2.9 ms
+    with this one. Here each feature is normalised once, when it is stored, into a ring of
     rows per track, so a distance is one matrix product per track. The distances are the
     library's: the same normalisation and product, and the minimum over the same samples.
 
