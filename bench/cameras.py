@@ -17,7 +17,8 @@ on them under each setting, side by side in one run:
   trackers (``runtime.detect_ahead=false``) and one frame held per camera (``source.buffer=1``);
 * **fast** (optional): ``tracker=bytetrack`` (README, "Trackers and speed");
 * **one thread** (optional): the defaults without ``runtime.detect_ahead`` (the detector
-  takes turns with the trackers instead of working on the next round meanwhile).
+  takes turns with the trackers instead of working on the next round meanwhile);
+* or the defaults with overrides of your own: ``--settings "default,source.buffer=4"``.
 
 and one of two ways (``--ways``):
 
@@ -25,8 +26,8 @@ and one of two ways (``--ways``):
 * **separate**: N ``python -m vizoflow`` processes of one camera each.
 
 Each trial warms up, then measures over ``--seconds``, per camera, the frames received,
-processed and detected (``/metrics``: ``vizoflow_camera_*``, or the site-wide gauges of
-a one-camera process), the CPU time of the vizoflow process(es) (utime + stime from
+processed and detected and how long the processed frames had waited for the loop
+(``/metrics``: ``vizoflow_camera_*``, or the site-wide gauges of a one-camera process), the CPU time of the vizoflow process(es) (utime + stime from
 ``/proc/<pid>/stat``; vizoflow starts no child processes) and, at the end, their
 resident memory. A trial holds when **every** camera processed at least 0.95 of what
 it received. N goes from ``--min-cameras`` up to ``--max-cameras`` per setting and
@@ -85,6 +86,11 @@ class StartFailed(RuntimeError):
 
 
 # --- cameras, sites and vizoflow processes (shared with bench/soak.py) -----------------------------
+
+
+def overrides_of(setting: str) -> tuple[str, ...]:
+    """A named setting's overrides, or the defaults plus ``key=value`` overrides given as the setting."""
+    return SETTINGS[setting] if setting in SETTINGS else tuple(setting.split())
 
 
 def read_metrics(port: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
@@ -290,6 +296,8 @@ class Trial:
         detect_total_fps: The same from the site-wide ``frames_detected`` (summed over processes).
         cpu_cores: CPU seconds of the vizoflow process(es) per second of the window.
         rss_mb: Resident memory at the end, summed over processes.
+        wait: Per camera, the mean seconds a processed frame had waited for the frame
+            loop (``frame_wait_seconds``): how late the analysis is.
     """
 
     setting: str
@@ -300,6 +308,7 @@ class Trial:
     detect_total_fps: float
     cpu_cores: float
     rss_mb: float
+    wait: dict[str, float] = field(default_factory=dict)
 
     @property
     def holds(self) -> bool:
@@ -316,6 +325,7 @@ def measure(setting: str, way: str, n: int, before: Sequence[Reading], after: Se
     """A :class:`Trial` of ``n`` cameras from the readings of each process at the start and the end of the window."""
     ratios: dict[str, float] = {}
     detect_fps: dict[str, float] = {}
+    wait: dict[str, float] = {}
     detect_total = cpu = 0.0
     for b, a in zip(before, after, strict=True):
         seconds = a.at - b.at
@@ -324,10 +334,12 @@ def measure(setting: str, way: str, n: int, before: Sequence[Reading], after: Se
             got = now.get("frames_received", 0.0) - then.get("frames_received", 0.0)
             done = now.get("frames_processed", 0.0) - then.get("frames_processed", 0.0)
             ratios[cam] = done / got if got else 0.0
+            waited = now.get("frame_wait_seconds", 0.0) - then.get("frame_wait_seconds", 0.0)
+            wait[cam] = waited / done if done else 0.0
             detect_fps[cam] = (now.get("frames_detected", 0.0) - then.get("frames_detected", 0.0)) / seconds
         detect_total += (a.site.get("frames_detected", 0.0) - b.site.get("frames_detected", 0.0)) / seconds
         cpu += (a.cpu_seconds - b.cpu_seconds) / seconds
-    return Trial(setting, way, n, ratios, detect_fps, detect_total, cpu, sum(a.rss_mb for a in after))
+    return Trial(setting, way, n, ratios, detect_fps, detect_total, cpu, sum(a.rss_mb for a in after), wait)
 
 
 class Bench:
@@ -349,7 +361,7 @@ class Bench:
     def _plan(self, setting: str, way: str, n: int) -> list[tuple[str, str, Path]]:
         """A trial's processes: the camera a one-camera process stands for, its site, its output folder."""
         self._trials += 1
-        tag = f"{self._trials}_{setting.replace(' ', '_')}_{way.replace(' ', '_')}_{n}"
+        tag = re.sub(r"[^A-Za-z0-9.]+", "_", f"{self._trials} {setting} {way} {n}")  # a path Hydra takes in an override
         if way == "one process":
             return [("cam0", write_site(self.conf, f"site_{tag}", self.pool.site_cameras(range(n))),
                      self.work / tag / "site")]
@@ -365,7 +377,7 @@ class Bench:
         runs: list[tuple[str, Running]] = []
         try:
             for name, site, out in self._plan(setting, way, n):
-                runs.append((name, start_vizoflow(self.conf, site, out, SETTINGS[setting])))
+                runs.append((name, start_vizoflow(self.conf, site, out, overrides_of(setting))))
             wait_processing([run for _, run in runs])
             time.sleep(self.warm_up)
             before = [Reading.take(run, name) for name, run in runs]
@@ -408,8 +420,8 @@ class Sweep:
 
 
 HEADER = ("| setting | way | cameras | processed/received: worst | per camera | detector calls/s: total | "
-          "per camera | CPU: share of {cores} cores (cores) | RSS MB | RSS MB/camera | holds |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "per camera | CPU: share of {cores} cores (cores) | RSS MB | RSS MB/camera | frames waited: worst mean (s) | "
+          "holds |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def row(t: Trial) -> str:
@@ -418,7 +430,7 @@ def row(t: Trial) -> str:
     detect = ", ".join(f"{v:.1f}" for v in t.detect_fps.values())
     return (f"| {t.setting} | {t.way} | {t.cameras} | {min(t.ratios.values()):.3f} | {ratios} | "
             f"{t.detect_total_fps:.1f} | {detect} | {t.cpu_share:.0%} ({t.cpu_cores:.2f}) | {t.rss_mb:.0f} | "
-            f"{t.rss_mb / t.cameras:.0f} | {'yes' if t.holds else 'no'} |")
+            f"{t.rss_mb / t.cameras:.0f} | {max(t.wait.values(), default=0.0):.2f} | {'yes' if t.holds else 'no'} |")
 
 
 def sweep(bench: Bench, setting: str, way: str, min_cameras: int, max_cameras: int) -> Sweep:
@@ -467,12 +479,13 @@ def main() -> None:
     parser.add_argument("--max-cameras", type=int, default=8, help="most cameras tried (stops earlier after two "
                                                                       "N in a row that do not hold)")
     parser.add_argument("--min-cameras", type=int, default=1, help="start there (rows below it from an earlier run)")
-    parser.add_argument("--settings", default="default,today", help=f"comma-separated, of {', '.join(SETTINGS)}")
+    parser.add_argument("--settings", default="default,today", help=f"comma-separated, of {', '.join(SETTINGS)}, or the defaults "
+                        "with space-separated overrides (\"source.buffer=4 detect.fps=4\")")
     parser.add_argument("--ways", default="one process", help=f"comma-separated, of {', '.join(WAYS)}")
     args = parser.parse_args()
     exit_on_sigterm()
     settings, ways = args.settings.split(","), args.ways.split(",")
-    unknown = [s for s in settings if s not in SETTINGS] + [w for w in ways if w not in WAYS]
+    unknown = [s for s in settings if s not in SETTINGS and "=" not in s] + [w for w in ways if w not in WAYS]
     if unknown:
         parser.error(f"unknown setting or way: {', '.join(unknown)}")
     shown = min(args.max_cameras, 2 * len(CLIPS))

@@ -9,7 +9,10 @@ used by its outputs every ``--every`` seconds (all samples go to ``soak.csv``), 
 a summary line every ``--report-minutes``, then stops it with SIGTERM and prints a
 verdict, the processed share per camera and the RSS growth per hour: a linear fit over
 the samples after the first ``--settle-minutes`` (15; a quarter of the run if that is
-shorter), when models, caches and the trackers' galleries have filled.
+shorter), when models, caches and the trackers' galleries have filled. Each sample also
+splits RSS by kind of mapping (``/proc/<pid>/smaps``: mapped files, glibc's main heap,
+other anonymous memory) and records the pre-roll buffers' size, so the summary says
+where memory went between the settle mark and the end.
 
 Verdict (each a target; FAIL names the ones missed):
   * exit code 0 after SIGTERM;
@@ -85,7 +88,7 @@ from vizoflow.memory import resident_mb  # noqa: E402
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
            "worst_camera", "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb",
-           "day_files", "healthy", "heap_returned_mb"]
+           "day_files", "healthy", "heap_returned_mb", "preroll_mb", *(f"{kind}_mb" for kind in ("file", "heap", "anon"))]
 HEAPTRACK = Path("/usr/lib/heaptrack")  # Debian's heaptrack: the preload library and the interpreter of its output
 SNAPSHOTS = "VIZO_SOAK_SNAPSHOTS"  # where the wrapper dumps its snapshots (environment variable)
 # Runs vizoflow as `python -m vizoflow` would; SIGUSR1 dumps a tracemalloc snapshot to
@@ -140,6 +143,30 @@ def heap_timeline(trace: Path, every: float = 300.0) -> list[tuple[float, float]
                     points.append((seconds, heap / 2**20))
                     due += every
     return points
+
+
+def resident_by_kind(pid: int) -> dict[str, float]:
+    """Resident MB of a process by kind of mapping, from ``/proc/<pid>/smaps``.
+
+    ``file``: mapped files (shared libraries, models); ``heap``: glibc's main heap;
+    ``anon``: every other anonymous mapping (malloc's other arenas and big blocks,
+    Python's arenas, OpenVINO's and FFmpeg's buffers, thread stacks). Empty if the
+    process is gone.
+    """
+    kb = {"file": 0, "heap": 0, "anon": 0}
+    kind = "anon"
+    try:
+        with open(f"/proc/{pid}/smaps") as fh:
+            for line in fh:
+                head = line.split(maxsplit=5)
+                if "-" in head[0] and not head[0].endswith(":"):  # a mapping's first line: range perms offset dev inode [path]
+                    path = head[5].strip() if len(head) > 5 else ""
+                    kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                elif head[0] == "Rss:":
+                    kb[kind] += int(head[1])
+    except OSError:
+        return {}
+    return {f"{k}_mb": v / 1024 for k, v in kb.items()}
 
 
 def disk_mb(folder: Path) -> float:
@@ -261,7 +288,9 @@ class Soak:
                "open_events": m.get("open_events", 0.0), "evidence_pending": m.get("evidence_pending", 0.0),
                "evidence_failed": m.get("evidence_failed", 0.0), "clips_written": m.get("clips_written", 0.0),
                "disk_mb": disk_mb(self.out), "day_files": len(list(self.out.glob("analytics_metrics_*.json"))),
-               "healthy": float(healthy(self.running.port)), "heap_returned_mb": m.get("heap_returned_mb", 0.0)}
+               "healthy": float(healthy(self.running.port)), "heap_returned_mb": m.get("heap_returned_mb", 0.0),
+               "preroll_mb": sum(c.get("preroll_mb", 0.0) for c in cameras.values()) or m.get("preroll_mb", 0.0),
+               **resident_by_kind(self.running.proc.pid)}
         self.rows.append(row)
         return row
 
@@ -372,6 +401,11 @@ class Soak:
         if blocks := block_growth(self.rows, self.settle_minutes):
             print(f"                 {blocks[0]:+6.1f} ± {blocks[1]:.1f} MB/hour over {blocks[2]} 5-minute means "
                   "(standard error)")
+        settled = next((r for r in self.rows if r["minutes"] >= self.settle_minutes), self.rows[0])
+        if "anon_mb" in last and "anon_mb" in settled:
+            print(f"  where (MB)     from minute {settled['minutes']:.1f} to the end: " + ", ".join(
+                f"{kind} {settled[f'{kind}_mb']:.0f} -> {last[f'{kind}_mb']:.0f}"
+                for kind in ("file", "heap", "anon", "preroll")) + " (preroll: inside anon)")
         print(f"  heap trimmer   {last['heap_returned_mb']:6.0f} MB given back to the system in all (runtime.trim_seconds)")
         print(f"  reconnects     {last['reconnects']:6.0f}")
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "

@@ -211,7 +211,8 @@ def test_the_site_numbers_sum_the_cameras_counts_and_leave_their_stalls_to_each_
     a.sent, b.sent = 5, 2
     mux = CameraMux({"a": a, "b": b})
     mux.feeds["a"].dropped = 1
-    assert mux.status() == {"frames_received": 7.0, "frames_dropped": 1.0, "reconnects": 0.0}
+    mux.feeds["a"].waited, mux.feeds["b"].waited = 1.5, 0.25
+    assert mux.status() == {"frames_received": 7.0, "frames_dropped": 1.0, "reconnects": 0.0, "frame_wait_seconds": 1.75}
     assert mux.cameras_status()["a"]["seconds_since_frame"] == 0.0  # per camera, not in the site's numbers
     mux.close()
 
@@ -243,3 +244,22 @@ def test_a_camera_failing_ahead_of_the_tracker_ends_that_camera_only():
     assert a.finished == 1 and a.closed and gate_a.closed and b.closed
     assert stats.cameras["a"]["status"] == "failed" and "tracker exploded" in stats.cameras["a"]["error"]
     assert stats.cameras["b"] == {"frames": 10, "status": "ok", "error": None}
+
+
+def test_a_live_camera_counts_how_long_the_frames_the_loop_took_had_waited():
+    clock = {"now": 0.0}
+    camera = LiveCamera("a", 3)
+    camera.buffer, camera.now = 3, lambda: clock["now"]  # frames at 0.0, 0.1, 0.2 s on the camera's clock
+    mux = CameraMux({"a": camera})
+    feed = mux.feeds["a"]
+    feed.start()
+    deadline = time.monotonic() + 5
+    while camera.sent < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    clock["now"] = 0.5
+    assert [f.index for f in feed.take(2)] == [0, 1]
+    clock["now"] = 1.0
+    assert [f.index for f in feed.take(2)] == [2]
+    status = mux.cameras_status()["a"]
+    mux.close()
+    assert status["frame_wait_seconds"] == pytest.approx(0.5 + 0.4 + 0.8)

@@ -8,7 +8,7 @@ no frame in the next rounds; one that fails (its source raises) is dropped from 
 mux, named in :meth:`CameraMux.cameras_status`, and the others go on.
 
 Live cameras (``total_frames is None``) keep only their newest frames (as many as
-their source's ``buffer``; ``source.buffer`` is 2): when the loop is slower than a
+their source's ``buffer``; ``source.buffer`` is 8): when the loop is slower than a
 camera, that camera's oldest frame is dropped and counted, so
 every camera drops in proportion to what it sends and none starves (each gets one
 slot per round). Recorded files are not dropped: their reader waits for the loop.
@@ -52,6 +52,7 @@ class CameraFeed:
         self.state = STREAMING
         self.error = ""
         self.dropped = 0  # frames replaced by a newer one before the loop took them
+        self.waited = 0.0  # seconds the frames the loop took had waited, in all (live, on the source's clock)
         self._thread = threading.Thread(target=self._read, name=f"vizoflow-feed-{name}", daemon=True)
 
     def start(self) -> None:
@@ -93,6 +94,9 @@ class CameraFeed:
             taken = [self._frames.popleft() for _ in range(min(n, len(self._frames)))]
             if taken:
                 self._room.notify()
+        if taken and self.live and callable(now := getattr(self.source, "now", None)):
+            at = now()
+            self.waited += sum(at - frame.timestamp for frame in taken)
         return taken
 
     @property
@@ -133,6 +137,8 @@ class CameraFeed:
         if callable(source_status):
             values = {k: float(v) for k, v in source_status().items()}
         values["frames_dropped"] = values.get("frames_dropped", 0.0) + self.dropped
+        if self.live:  # from the source's hand-over to the loop: its own queue's wait is inside
+            values["frame_wait_seconds"] = self.waited
         values["failed"] = float(self.state == FAILED)
         return values
 

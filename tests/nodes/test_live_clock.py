@@ -109,3 +109,17 @@ def test_clocks_are_injectable_and_the_wall_clock_is_read_once_for_the_epoch():
     assert frame.timestamp == pytest.approx(2.5) and frame.epoch == WALL0
     clocks.tick += 30
     assert source.status()["seconds_since_frame"] == pytest.approx(3.0)
+
+
+def test_how_long_frames_waited_for_the_loop_is_counted_on_the_source_clock():
+    clocks = Clocks()
+    source = LiveSource("rtsp://cam/stream", buffer=4, monotonic=clocks.monotonic, wall=clocks.wall)
+    source._read = lambda: None  # no camera: frames are handed over below, as the reader would
+    frames = iter(source)
+    for tick in (10, 11):  # two frames, 1.0 s and 1.1 s after the start
+        clocks.tick = tick
+        source._hand_over(np.zeros((4, 4, 3), np.uint8))
+    clocks.tick, clocks.step = 14, 600.0  # the loop takes them 0.4 s and 0.3 s later; a wall step changes nothing
+    assert [next(frames).index for _ in range(2)] == [0, 1]
+    source.close()
+    assert source.status()["frame_wait_seconds"] == pytest.approx(0.7)

@@ -51,6 +51,7 @@ class LiveStats:
     connected: bool = False
     last_frame_at: float | None = None  # on the source's monotonic clock
     last_error: str = ""
+    waited: float = 0.0  # seconds the frames handed over waited here, in all
 
 
 class LiveSource:
@@ -66,8 +67,9 @@ class LiveSource:
         backoff_max: ... up to this.
         transport: RTSP transport, ``tcp`` (robust through NAT) or ``udp``.
         buffer: Newest frames held for the pipeline. With several cameras in one process
-            (:class:`~vizoflow.mux.CameraFeed`) it is also what the camera's feed holds:
-            2 rides out frames that arrive two at once while the loop is busy.
+            (:class:`~vizoflow.mux.CameraFeed`) it is also what the camera's feed holds.
+            A few (``source.buffer``: 8) ride out a busy moment of the loop, which then
+            catches up; the status counts how long frames waited (``frame_wait_seconds``).
         monotonic: Clock for timestamps, durations and stall checks (default ``time.monotonic``).
         wall: Wall clock (default ``time.time``), read once at construction for ``frame.epoch``
             (and later only to warn of steps).
@@ -172,6 +174,7 @@ class LiveSource:
         last = self._started if self.stats.last_frame_at is None else self.stats.last_frame_at
         return {"frames_received": self.stats.received, "frames_dropped": self.stats.dropped,
                 "reconnects": self.stats.reconnects, "camera_connected": float(self.stats.connected),
+                "frame_wait_seconds": self.stats.waited,
                 "seconds_since_frame": max(0.0, self.now() - last)}
 
     def __iter__(self) -> Iterator[Frame]:
@@ -182,9 +185,11 @@ class LiveSource:
             self._thread.start()
         while not self._stop.is_set():
             try:
-                yield self._frames.get(timeout=0.2)
+                frame = self._frames.get(timeout=0.2)
             except queue.Empty:
                 continue
+            self.stats.waited += self.now() - frame.timestamp
+            yield frame
 
     def stop(self) -> None:
         """Make the iteration end (safe from a signal handler)."""
