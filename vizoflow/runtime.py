@@ -324,8 +324,7 @@ class Runtime:
                     raise
                 except Exception as exc:
                     raise NodeError(name, given[0].index, exc) from exc
-            failed = self._failed | {camera for camera, _ in failures} if failures else self._failed
-            batch = out if every else _merge(batch, out, failed)
+            batch = out if every else _merge(batch, out, self._out_of_play(failures))
             seconds[name] += clock() - t0
         if stop is None:
             for frame in batch:
@@ -340,8 +339,9 @@ class Runtime:
         for frame in batch:
             by_camera.setdefault(frame.camera, []).append(frame)
         out: list[Frame] = []
+        skip = self._out_of_play(failures)
         for camera, frames in by_camera.items():
-            if camera in self._failed or (failures and camera in {c for c, _ in failures}):
+            if camera in skip:
                 continue
             try:
                 out += _call(node.instances[camera], frames)
@@ -352,6 +352,10 @@ class Runtime:
                 else:
                     failures.append((camera, str(error)))
         return out
+
+    def _out_of_play(self, failures: list[tuple[str, str]] | None) -> set[str]:
+        """Cameras whose frames go no further: failed, or noted in ``failures`` on the round ahead."""
+        return self._failed | {camera for camera, _ in failures} if failures else self._failed
 
     def _fail_camera(self, camera: str, error: str) -> None:
         """End a camera after its node failed: stop reading it, end its open events, close its nodes."""
