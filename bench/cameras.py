@@ -29,9 +29,10 @@ Each trial warms up, then measures over ``--seconds``, per camera, the frames re
 processed and detected and how long the processed frames had waited for the loop
 (``/metrics``: ``vizoflow_camera_*``, or the site-wide gauges of a one-camera process),
 the CPU time of the vizoflow process(es) (utime + stime from ``/proc/<pid>/stat``;
-vizoflow starts no child processes) and, at the end, their resident memory. A trial holds when **every** camera processed at least 0.95 of what
-it received. N goes from ``--min-cameras`` up to ``--max-cameras`` per setting and
-way, and stops after two N in a row that do not hold (more cameras only fail more).
+vizoflow starts no child processes) and, at the end, their resident memory. A trial
+holds when **every** camera processed at least 0.95 of what it received. N goes from
+``--min-cameras`` up to ``--max-cameras`` per setting and way, and stops after two N in
+a row that do not hold (more cameras only fail more).
 
     python bench/cameras.py [--seconds 120] [--max-cameras 8] [--settings default,today[,fast]]
 
