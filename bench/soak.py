@@ -289,7 +289,7 @@ class Soak:
                "evidence_failed": m.get("evidence_failed", 0.0), "clips_written": m.get("clips_written", 0.0),
                "disk_mb": disk_mb(self.out), "day_files": len(list(self.out.glob("analytics_metrics_*.json"))),
                "healthy": float(healthy(self.running.port)), "heap_returned_mb": m.get("heap_returned_mb", 0.0),
-               "preroll_mb": sum(c.get("preroll_mb", 0.0) for c in cameras.values()) or m.get("preroll_mb", 0.0),
+               "preroll_mb": m.get("preroll_mb", 0.0),  # the site's gauge: every camera's clip cutter summed
                **resident_by_kind(self.running.proc.pid)}
         self.rows.append(row)
         return row

@@ -53,6 +53,7 @@ class CameraFeed:
         self.error = ""
         self.dropped = 0  # frames replaced by a newer one before the loop took them
         self.waited = 0.0  # seconds the frames the loop took had waited, in all (live, on the source's clock)
+        self._now = getattr(source, "now", None) if self.live else None  # the source's clock, where it has one
         self._thread = threading.Thread(target=self._read, name=f"vizoflow-feed-{name}", daemon=True)
 
     def start(self) -> None:
@@ -94,8 +95,8 @@ class CameraFeed:
             taken = [self._frames.popleft() for _ in range(min(n, len(self._frames)))]
             if taken:
                 self._room.notify()
-        if taken and self.live and callable(now := getattr(self.source, "now", None)):
-            at = now()
+        if taken and self._now is not None:
+            at = self._now()
             self.waited += sum(at - frame.timestamp for frame in taken)
         return taken
 
