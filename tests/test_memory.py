@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import subprocess
 import sys
 import threading
 
+import pyarrow as pa
 import pytest
 
 from vizoflow.errors import ConfigError
-from vizoflow.memory import HeapTrimmer, glibc_trim, resident_mb, tune_malloc
+from vizoflow.memory import HeapTrimmer, glibc_trim, release_arrow_memory, resident_mb, tune_malloc
 
 
 def test_trims_on_its_timer_and_stops_with_the_run() -> None:
@@ -52,6 +54,16 @@ def test_memory_freed_below_a_live_block_goes_back_to_the_system() -> None:
     assert trimmer.status()["heap_returned_mb"] == pytest.approx(returned, abs=0.1)
     assert resident_mb() > 0
     assert len(last) == 64 * 1024
+
+
+def test_memory_arrow_freed_goes_back_when_the_thread_that_freed_it_releases() -> None:
+    buffers = [pa.allocate_buffer(64 * 1024) for _ in range(2000)]  # 125 MB in mimalloc's pages
+    for buffer in buffers:
+        ctypes.memset(buffer.address, 1, buffer.size)  # touched: resident
+    del buffers, buffer
+    held = resident_mb()
+    release_arrow_memory()
+    assert held - resident_mb() > 60, "Arrow's allocator kept the pages this thread freed"
 
 
 def test_resident_memory_of_a_process_that_is_gone_is_an_error() -> None:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vizoflow.frame import Frame
+from vizoflow.memory import release_arrow_memory
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class ParquetTableWriter:
             self._columns = {name: [] for name in self.schema.names}
             self._part_rows += self._buffered
             self._buffered = 0
+            release_arrow_memory()  # the row group's buffers, freed on this thread
 
     def _open_part(self) -> None:
         self._writer = pq.ParquetWriter(self._partial, self.schema)
@@ -143,6 +145,7 @@ class ParquetTableWriter:
         assert self._writer is not None
         self._writer.close()
         self._writer = None
+        release_arrow_memory()  # the part's column writers, freed on this thread
         self.parts.mkdir(exist_ok=True)
         numbers = [int(p.stem.rpartition("-")[2]) for p in self._finished_parts()]
         os.replace(self._partial, self.parts / f"{self.path.stem}-{max(numbers, default=0) + 1:05d}.parquet")
