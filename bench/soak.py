@@ -11,7 +11,7 @@ verdict, the processed share per camera and the RSS growth per hour: a linear fi
 the samples after the first ``--settle-minutes`` (15; a quarter of the run if that is
 shorter), when models, caches and the trackers' galleries have filled. Each sample also
 splits RSS by kind of mapping (``/proc/<pid>/smaps``: mapped files, glibc's main heap,
-other anonymous memory) and records the pre-roll buffers' size, so the summary says
+pyarrow's allocator, other anonymous memory) and records the pre-roll buffers' size, so the summary says
 where memory went between the settle mark and the end.
 
 Verdict (each a target; FAIL names the ones missed):
@@ -88,7 +88,9 @@ from vizoflow.memory import resident_mb  # noqa: E402
 WARM_UP = 60.0  # seconds before the "start" sample: models loaded, the server's initial burst over
 COLUMNS = ["minutes", "input_fps", "processed_fps", "received", "processed", "dropped", "reconnects", "rss_mb",
            "worst_camera", "open_events", "evidence_pending", "evidence_failed", "clips_written", "disk_mb",
-           "day_files", "healthy", "heap_returned_mb", "preroll_mb", *(f"{kind}_mb" for kind in ("file", "heap", "anon"))]
+           "day_files", "healthy", "heap_returned_mb", "preroll_mb",
+           *(f"{kind}_mb" for kind in ("file", "heap", "arrow", "anon"))]
+MIMALLOC = range(2 << 40, 4 << 40)  # where mimalloc (pyarrow's allocator) maps its segments on 64-bit Linux
 HEAPTRACK = Path("/usr/lib/heaptrack")  # Debian's heaptrack: the preload library and the interpreter of its output
 SNAPSHOTS = "VIZO_SOAK_SNAPSHOTS"  # where the wrapper dumps its snapshots (environment variable)
 # Runs vizoflow as `python -m vizoflow` would; SIGUSR1 dumps a tracemalloc snapshot to
@@ -149,11 +151,12 @@ def resident_by_kind(pid: int) -> dict[str, float]:
     """Resident MB of a process by kind of mapping, from ``/proc/<pid>/smaps``.
 
     ``file``: mapped files (shared libraries, models); ``heap``: glibc's main heap;
-    ``anon``: every other anonymous mapping (malloc's other arenas and big blocks,
-    Python's arenas, OpenVINO's and FFmpeg's buffers, thread stacks). Empty if the
-    process is gone.
+    ``arrow``: pyarrow's allocator, mimalloc, which maps its memory at addresses from
+    2 TiB up (:data:`MIMALLOC`); ``anon``: every other anonymous mapping (malloc's other
+    arenas and big blocks, Python's arenas, OpenVINO's and FFmpeg's buffers, the clips'
+    pre-roll, thread stacks). Empty if the process is gone.
     """
-    kb = {"file": 0, "heap": 0, "anon": 0}
+    kb = {"file": 0, "heap": 0, "arrow": 0, "anon": 0}
     kind = "anon"
     try:
         with open(f"/proc/{pid}/smaps") as fh:
@@ -161,7 +164,9 @@ def resident_by_kind(pid: int) -> dict[str, float]:
                 head = line.split(maxsplit=5)
                 if "-" in head[0] and not head[0].endswith(":"):  # a mapping's first line: range perms offset dev inode [path]
                     path = head[5].strip() if len(head) > 5 else ""
-                    kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                    start = int(head[0].split("-")[0], 16)
+                    kind = ("heap" if path == "[heap]" else "file" if path.startswith("/")
+                            else "arrow" if start in MIMALLOC else "anon")
                 elif head[0] == "Rss:":
                     kb[kind] += int(head[1])
     except OSError:
@@ -405,7 +410,7 @@ class Soak:
         if "anon_mb" in last and "anon_mb" in settled:
             print(f"  where (MB)     from minute {settled['minutes']:.1f} to the end: " + ", ".join(
                 f"{kind} {settled[f'{kind}_mb']:.0f} -> {last[f'{kind}_mb']:.0f}"
-                for kind in ("file", "heap", "anon", "preroll")) + " (preroll: inside anon)")
+                for kind in ("file", "heap", "arrow", "anon", "preroll")) + " (preroll: inside anon)")
         print(f"  heap trimmer   {last['heap_returned_mb']:6.0f} MB given back to the system in all (runtime.trim_seconds)")
         print(f"  reconnects     {last['reconnects']:6.0f}")
         print(f"  clips          {last['clips_written']:6.0f} written, {last['evidence_pending']:.0f} pending, "
