@@ -29,8 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from vizoflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -105,6 +103,8 @@ def release_arrow_memory() -> None:
     thread (the trimmer's) returns nothing, hence this call after each write. It costs
     about a microsecond when there is nothing to give back.
     """
+    import pyarrow as pa  # not at the top: the CLI imports this module before malloc is tuned, and pyarrow starts a thread
+
     pa.default_memory_pool().release_unused()
 
 
