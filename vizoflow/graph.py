@@ -34,7 +34,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -42,7 +42,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from vizoflow.errors import ConfigError, GraphError, VizoflowError
-from vizoflow.node import Node
+
+if TYPE_CHECKING:  # the CLI imports this module before malloc is tuned: no numpy, no threads yet
+    from vizoflow.node import Node
 
 SOURCE = "source"
 ENTRY_KEYS = ("node", "settings", "uses", "after", "shared")

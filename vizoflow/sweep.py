@@ -6,18 +6,23 @@ rules.unattended.seconds=3,5,10,20,30`` (``--multirun`` first: Hydra takes it be
 Each job writes ``evaluation.parquet`` into its folder; this callback reads them all,
 adds one column per overridden value, and writes ``sweep.parquet`` and ``sweep.png``
 (precision and recall per kind against the first swept value) into the sweep folder.
+
+Hydra makes the callback at the start of every run, before :func:`vizoflow.memory.tune_malloc`,
+so polars (whose import starts its thread pool) is imported only when a sweep is tabulated.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ def _value(text: str) -> Any:
 
 def collect(sweep_dir: Path) -> pl.DataFrame:
     """Every job's evaluation rows with its overrides as columns (``key`` -> value), job order."""
+    import polars as pl
+
     parts = []
     for evaluation in sorted(sweep_dir.glob("*/evaluation.parquet"), key=lambda p: (len(p.parent.name), p.parent.name)):
         overrides = yaml.safe_load((evaluation.parent / ".hydra" / "overrides.yaml").read_text()) or []
@@ -61,7 +68,7 @@ def plot(table: pl.DataFrame, key: str, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind in table["kind"].unique(maintain_order=True):
-        rows = table.filter(pl.col("kind") == kind).sort(key)
+        rows = table.filter(table["kind"] == kind).sort(key)
         ax.plot(rows[key], rows["precision"], "o-", label=f"{kind} precision")
         ax.plot(rows[key], rows["recall"], "s--", label=f"{kind} recall")
     ax.set_xlabel(key)
@@ -79,6 +86,8 @@ class SweepCollector(Callback):
     """Hydra callback (``hydra.callbacks.sweep_table``); does nothing for single runs."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import polars as pl
+
         sweep_dir = Path(config.hydra.sweep.dir)
         table = collect(sweep_dir)
         if table.is_empty():
