@@ -1,4 +1,4 @@
-"""The heap trimmer: freed memory goes back to the system on a timer."""
+"""Memory a live process frees goes back to the system: the heap trimmer, Arrow's pages, malloc's settings."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def app(cfg: DictConfig) -> None:
     try:
         check_config_files(HydraConfig.get(), cfg)
         SiteClock(cfg.timezone)  # an unknown time zone is named before anything starts
-        tune_malloc(cfg.runtime.malloc_arenas, cfg.runtime.mmap_threshold_kb)  # before any thread starts
+        tune_malloc(cfg.runtime.malloc_arenas, cfg.runtime.mmap_threshold_kb)  # before any thread (a multirun's first job)
         mode = cfg.mode
         if mode == "run":
             from vizoflow.modes.run import run

@@ -5,7 +5,7 @@ outputs, megabytes a second, from dozens of threads. glibc's malloc, left to its
 defaults, spreads them over up to eight arenas per core, and once a big block has been
 freed it serves blocks of that size from its heaps instead of from fresh pages: the
 heaps fragment, and RSS climbs for an hour or more before it levels off
-(``docs/scale.md``). Two things keep it down:
+(``docs/scale.md``). Three things keep it down:
 
 - :func:`tune_malloc`, once at start: few arenas (``runtime.malloc_arenas``) and a
   fixed size above which blocks are mapped on their own and unmapped when freed
