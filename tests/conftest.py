@@ -132,13 +132,30 @@ def demo_run(tmp_path_factory) -> Path:
     return out
 
 
+def user_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """A user's environment for a subprocess: offline, and without a developer's ``HYDRA_FULL_ERROR``."""
+    full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return full_env
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m vizoflow`` as a user would and capture its output."""
-    full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "vizoflow", *args, *detector_overrides()], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "vizoflow", *args, *detector_overrides()], cwd=cwd,
+                          env=user_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in an interpreter of its own and check that it ended well.
+
+    For checks of what changes a process for good (malloc's settings) or of what a fresh
+    process does at start (the threads it has).
+    """
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=user_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 # Fixtures that run the detector over real footage, a live RTSP camera or a Ray/batch run:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_python
 
 # Counts the process's threads (the kernel's, so native ones too) on an empty interpreter and
 # when the CLI calls tune_malloc, which must come before any thread: an arena, once made, stays.
@@ -36,12 +33,8 @@ except SystemExit as exc:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
 def test_no_thread_starts_before_malloc_is_tuned(tmp_path: Path) -> None:
-    code = THREADS_AT_TUNE.replace("RUN_DIR", str(tmp_path / "run"))
-    env = {**os.environ, "YOLO_OFFLINE": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.stdout, done.stderr
+    done = run_python(THREADS_AT_TUNE.replace("RUN_DIR", str(tmp_path / "run")))
+    assert done.stdout, done.stderr  # empty if the CLI ended without its error
     result = json.loads(done.stdout.splitlines()[-1])  # the last line: Hydra may log to stdout before it
     assert result["exit"] == 2, done.stderr  # the unknown mode, named after tune_malloc ran
     assert "unknown mode 'nope'" in done.stderr

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import sys
 import threading
 
 import pyarrow as pa
 import pytest
 
+from tests.conftest import run_python
 from vizoflow.errors import ConfigError
 from vizoflow.memory import HeapTrimmer, glibc_trim, release_arrow_memory, resident_mb, tune_malloc
 
@@ -111,9 +110,7 @@ print((libc.mallinfo2().hblkhd - mapped) >> 20)  # MB of it with pages of its ow
 
 
 def _python(code: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split("\n")
+    return run_python(code, timeout=60).stdout.split("\n")
 
 
 @pytest.mark.skipif(glibc_trim() is None, reason="mallopt is glibc's")
